@@ -1,0 +1,60 @@
+"""interpreters_aio: multi-core Python with subinterpreters, with a Rust core.
+
+A drop-in for CPython 3.14's ``concurrent.interpreters`` (PEP 734) on Python
+3.12 and newer, keeping PEP 554's older names as aliases::
+
+    import interpreters_aio as interpreters
+
+    interp = interpreters.create()     # an isolated interpreter with its own GIL
+    interp.exec("import math")         # runs in its __main__, in this thread
+    interp.call(pow, 2, 100)           # returns 1267650600228229401496703205376
+    interp.call_in_thread(work, 10)    # in a new thread, in parallel with us
+    interp.close()
+
+Interpreters, their thread states and the copying of data between them live
+in the Rust extension ``interpreters_aio._core``; see docs/ for the design.
+"""
+
+from __future__ import annotations
+
+from . import _core, _shutdown
+from ._errors import (
+    ExceptionSnapshot,
+    ExecutionFailed,
+    InterpreterError,
+    InterpreterNotFoundError,
+    NotShareableError,
+    RemoteTraceback,
+    RunFailedError,
+)
+from ._interpreter import (
+    Interpreter,
+    create,
+    enumerate,
+    get_current,
+    get_main,
+    is_shareable,
+    list_all,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ExceptionSnapshot",
+    "ExecutionFailed",
+    "Interpreter",
+    "InterpreterError",
+    "InterpreterNotFoundError",
+    "NotShareableError",
+    "RemoteTraceback",
+    "RunFailedError",
+    "create",
+    "enumerate",
+    "get_current",
+    "get_main",
+    "is_shareable",
+    "list_all",
+]
+
+_core._register_errors(InterpreterError, InterpreterNotFoundError, NotShareableError)
+_shutdown.install()

@@ -1,0 +1,141 @@
+"""Exceptions of interpreters_aio, and the snapshot of a remote exception.
+
+Names and bases follow CPython 3.14's ``concurrent.interpreters``
+(``InterpreterError``, ``InterpreterNotFoundError``, ``ExecutionFailed``,
+``NotShareableError``) and PEP 554 (``RunFailedError``, kept as an alias).
+
+An exception raised in another interpreter never crosses as an object
+(DESIGN rule 7). It comes back as an :class:`ExceptionSnapshot`; if it could
+be pickled there and unpickled here, the rebuilt exception is also chained as
+``__cause__`` so ``except``-by-type still works, with the remote traceback
+attached to it as text.
+"""
+
+from __future__ import annotations
+
+import pickle
+import types
+
+__all__ = [
+    "ExceptionSnapshot",
+    "ExecutionFailed",
+    "InterpreterError",
+    "InterpreterNotFoundError",
+    "NotShareableError",
+    "RemoteTraceback",
+    "RunFailedError",
+]
+
+
+class InterpreterError(Exception):
+    """An interpreter-related error happened (base of this package's errors)."""
+
+
+class InterpreterNotFoundError(InterpreterError):
+    """The targeted interpreter no longer exists (it was closed) or never did."""
+
+
+class NotShareableError(TypeError):
+    """An object cannot be sent to another interpreter; the message says why."""
+
+
+class RemoteTraceback(Exception):
+    """The formatted traceback of an exception raised in another interpreter.
+
+    It is chained below :class:`ExecutionFailed` so that the remote traceback
+    is printed with the local one.
+    """
+
+    def __init__(self, formatted: str) -> None:
+        super().__init__(formatted)
+        self.formatted = formatted
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.formatted.rstrip()}\n"""'
+
+
+class ExceptionSnapshot:
+    """A basic snapshot of an exception raised in another interpreter.
+
+    Attributes:
+        type: a namespace with the exception type's ``__name__``,
+            ``__qualname__`` and ``__module__``.
+        msg: ``str()`` of the exception (a placeholder if that raised).
+        formatted: the full formatted traceback, as the remote side printed it.
+        errdisplay: the last line(s) of ``formatted``: ``"KeyError: 'x'"``.
+    """
+
+    __slots__ = ("_pickled", "errdisplay", "formatted", "msg", "type")
+
+    def __init__(
+        self,
+        type_name: str,
+        type_qualname: str,
+        type_module: str,
+        msg: str,
+        formatted: str,
+        errdisplay: str,
+        pickled: bytes | None = None,
+    ) -> None:
+        self.type = types.SimpleNamespace(
+            __name__=type_name, __qualname__=type_qualname, __module__=type_module
+        )
+        self.msg = msg
+        self.formatted = formatted
+        self.errdisplay = errdisplay
+        self._pickled = pickled
+
+    def __repr__(self) -> str:
+        return f"ExceptionSnapshot(type={self.type.__qualname__!r}, msg={self.msg!r})"
+
+    def rebuild(self) -> BaseException | None:
+        """The original exception rebuilt in this interpreter, if possible.
+
+        Returns ``None`` when the exception could not be pickled remotely or
+        its class cannot be imported here.
+        """
+        if self._pickled is None:
+            return None
+        try:
+            exc = pickle.loads(self._pickled)
+        except Exception:
+            return None
+        return exc if isinstance(exc, BaseException) else None
+
+
+class ExecutionFailed(InterpreterError):
+    """Code run in another interpreter raised an uncaught exception.
+
+    Attributes:
+        excinfo: an :class:`ExceptionSnapshot` of the remote exception.
+
+    ``__cause__`` is the remote exception rebuilt here when possible (itself
+    caused by a :class:`RemoteTraceback` holding the remote traceback), and
+    the :class:`RemoteTraceback` otherwise.
+    """
+
+    def __init__(self, excinfo: ExceptionSnapshot) -> None:
+        super().__init__(excinfo.errdisplay.strip() or excinfo.type.__name__)
+        self.excinfo = excinfo
+
+    def __str__(self) -> str:
+        shown = self.excinfo.errdisplay.strip()
+        return shown or f"{self.excinfo.type.__name__}: {self.excinfo.msg}"
+
+    @classmethod
+    def _from_raw(cls, raw: tuple) -> ExecutionFailed:
+        """Builds the exception, with its cause chain, from the core's excinfo tuple."""
+        excinfo = ExceptionSnapshot(*raw)
+        failed = cls(excinfo)
+        remote = RemoteTraceback(excinfo.formatted)
+        original = excinfo.rebuild()
+        if original is not None:
+            original.__cause__ = remote
+            failed.__cause__ = original
+        else:
+            failed.__cause__ = remote
+        return failed
+
+
+RunFailedError = ExecutionFailed
+"""PEP 554's name for :class:`ExecutionFailed`."""

@@ -1,0 +1,291 @@
+"""The :class:`Interpreter` object and the functions that find or make one.
+
+A thin layer over the Rust core (``interpreters_aio._core``): the core owns
+the interpreters, their thread states and the data conversion; this module
+gives them CPython 3.14's ``concurrent.interpreters`` interface and PEP 554's
+older names.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+import threading
+import weakref
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from . import _core
+from ._errors import ExecutionFailed, InterpreterNotFoundError
+
+__all__ = [
+    "Interpreter",
+    "create",
+    "enumerate",
+    "get_current",
+    "get_main",
+    "is_shareable",
+    "list_all",
+]
+
+_WHENCE_OURS = "interpreters_aio"
+_WHENCE_MAIN = "runtime init"
+
+_instances: weakref.WeakValueDictionary[int, Interpreter] = weakref.WeakValueDictionary()
+_instances_lock = threading.Lock()
+
+
+def _check_id(id: object) -> int:
+    if not isinstance(id, int) or isinstance(id, bool):
+        raise TypeError(f"interpreter id must be an int, not {type(id).__name__}")
+    if id < 0:
+        raise ValueError(f"interpreter id must be >= 0, not {id}")
+    return id
+
+
+def _from_known_id(id: int) -> Interpreter:
+    """The one Interpreter object for an id the core just reported."""
+    with _instances_lock:
+        interp = _instances.get(id)
+        if interp is None:
+            interp = object.__new__(Interpreter)
+            interp._id = id
+            _instances[id] = interp
+        return interp
+
+
+class Interpreter:
+    """A single interpreter in the current process.
+
+    There is one ``Interpreter`` object per interpreter id in each
+    interpreter; equality and hashing go by id, and pickling sends the id, so
+    an ``Interpreter`` passed to another interpreter names the same one.
+
+    Prefer :func:`create`, :func:`get_current`, :func:`get_main` and
+    :func:`list_all` to calling the class. ``Interpreter(id)`` raises
+    :class:`InterpreterNotFoundError` if no interpreter has that id.
+
+    An interpreter is also a context manager that closes it on exit.
+    """
+
+    __slots__ = ("__weakref__", "_id")
+    _id: int
+
+    def __new__(cls, id: int, /) -> Interpreter:
+        _check_id(id)
+        if not _core.exists(id):
+            raise InterpreterNotFoundError(f"interpreter {id} not found")
+        return _from_known_id(id)
+
+    def __reduce__(self) -> tuple[Any, tuple[int]]:
+        return (Interpreter, (self._id,))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._id})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Interpreter):
+            return NotImplemented
+        return self._id == other._id
+
+    def __hash__(self) -> int:
+        return hash(self._id)
+
+    def __enter__(self) -> Interpreter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def id(self) -> int:
+        """The interpreter's id (read-only)."""
+        return self._id
+
+    @property
+    def whence(self) -> str:
+        """Where the interpreter came from.
+
+        ``"runtime init"`` for the main interpreter, ``"interpreters_aio"``
+        for those made by :func:`create`, and for others what the standard
+        library says (``"unknown"`` if it cannot tell).
+        """
+        if self._id == _core.main_id():
+            return _WHENCE_MAIN
+        if _core.is_ours(self._id):
+            return _WHENCE_OURS
+        return _stdlib_whence(self._id)
+
+    def is_running(self) -> bool:
+        """Whether the interpreter is currently executing code in its ``__main__``.
+
+        The main interpreter always is; so is the interpreter asking.
+
+        Raises:
+            InterpreterNotFoundError: the interpreter was closed.
+        """
+        return _core.is_running(self._id)
+
+    def close(self) -> None:
+        """Finalize and destroy the interpreter.
+
+        Closing an interpreter that is already closed does nothing. Threads
+        started with ``threading`` inside it are joined first.
+
+        Raises:
+            InterpreterError: it is running code, it is the main or the
+                current interpreter, a thread is still inside it, or it was
+                not created by this package.
+        """
+        _core.close(self._id)
+
+    destroy = close  # PEP 554's name.
+
+    def prepare_main(self, ns: Mapping[str, Any] | None = None, /, **kwargs: Any) -> None:
+        """Bind objects as globals in the interpreter's ``__main__`` module.
+
+        Values are copied: natively where :func:`is_shareable` says so,
+        otherwise by pickle.
+
+        Raises:
+            TypeError: a name is not a str.
+            NotShareableError: a value cannot be sent (the message says why).
+            InterpreterError: the interpreter is running code elsewhere.
+            InterpreterNotFoundError: the interpreter was closed.
+        """
+        values: dict[str, Any] = {}
+        if ns is not None:
+            values.update(ns)
+        values.update(kwargs)
+        if not values:
+            return
+        for name in values:
+            if not isinstance(name, str):
+                raise TypeError(f"names in __main__ must be str, not {type(name).__name__}")
+        excinfo = _core.set_main_attrs(self._id, values)
+        if excinfo is not None:
+            raise ExecutionFailed._from_raw(excinfo)
+
+    def exec(self, code: str, /) -> None:
+        """Run source code in the interpreter's ``__main__``, in the current thread.
+
+        The interpreter's state persists between calls, as in a REPL. Source
+        that is indented as a whole (e.g. a triple-quoted block) is dedented.
+
+        Raises:
+            TypeError: ``code`` is not a str.
+            ExecutionFailed: the code raised; ``excinfo`` describes the error.
+            InterpreterError: the interpreter is already running code.
+            InterpreterNotFoundError: the interpreter was closed.
+        """
+        if not isinstance(code, str):
+            raise TypeError(
+                f"exec() expects source code as a str, not {type(code).__name__}; "
+                "to run a function, use call()"
+            )
+        if code[:1].isspace():
+            code = textwrap.dedent(code)
+        excinfo = _core.exec(self._id, code)
+        if excinfo is not None:
+            raise ExecutionFailed._from_raw(excinfo)
+
+    def call(self, callable: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Call ``callable(*args, **kwargs)`` in the interpreter, in the current thread.
+
+        Returns the result, copied back. The function, its arguments and its
+        result cross natively where possible and by pickle otherwise; a
+        function defined in ``__main__``, a lambda or a nested function is
+        sent by its code and runs with the interpreter's ``__main__`` as
+        globals (it must not use variables of an enclosing function).
+
+        Raises:
+            NotShareableError: the function, an argument or the result cannot
+                be sent (the message says which and why).
+            ExecutionFailed: the call raised; ``excinfo`` describes the error.
+            InterpreterError: the interpreter is already running code.
+            InterpreterNotFoundError: the interpreter was closed.
+        """
+        ok, payload = _core.call(self._id, callable, args, kwargs or None)
+        if ok:
+            return payload
+        raise ExecutionFailed._from_raw(payload)
+
+    def call_in_thread(
+        self, callable: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> threading.Thread:
+        """Start a thread that calls ``callable(*args, **kwargs)`` in the interpreter.
+
+        Returns the started :class:`threading.Thread`. The result is
+        discarded; an exception is reported by :func:`threading.excepthook`.
+        """
+        thread = threading.Thread(target=self.call, args=(callable, *args), kwargs=kwargs)
+        thread.start()
+        return thread
+
+    def run(self, src: str, /, *, channels: Mapping[str, Any] | None = None) -> None:
+        """PEP 554's ``run``: bind ``channels`` in ``__main__``, then :meth:`exec` ``src``."""
+        if channels:
+            self.prepare_main(channels)
+        self.exec(src)
+
+
+def _stdlib_whence(id: int) -> str:
+    try:
+        import _interpreters as stdlib  # 3.13+
+    except ImportError:
+        return "unknown"
+    try:
+        return {
+            stdlib.WHENCE_UNKNOWN: "unknown",
+            stdlib.WHENCE_RUNTIME: "runtime init",
+            stdlib.WHENCE_LEGACY_CAPI: "legacy C-API",
+            stdlib.WHENCE_CAPI: "C-API",
+            stdlib.WHENCE_XI: "cross-interpreter C-API",
+            stdlib.WHENCE_STDLIB: "_interpreters module",
+        }.get(stdlib.whence(id), "unknown")
+    except Exception:
+        return "unknown"
+
+
+def create() -> Interpreter:
+    """Create a new, idle, isolated interpreter with its own GIL.
+
+    Code in it runs in parallel with other interpreters. Its ``sys.path`` is
+    a copy of the caller's, so it can import what the caller can. It stays
+    alive until :meth:`Interpreter.close` or the end of the process.
+
+    Raises:
+        InterpreterError: CPython refused to create it.
+    """
+    path = [entry for entry in sys.path if isinstance(entry, str)]
+    return _from_known_id(_core.create(path))
+
+
+def list_all() -> list[Interpreter]:
+    """Return an :class:`Interpreter` for each existing interpreter."""
+    return [_from_known_id(id) for id in _core.all_ids()]
+
+
+enumerate = list_all  # PEP 554's name.
+
+
+def get_current() -> Interpreter:
+    """Return the :class:`Interpreter` that is running the caller."""
+    return _from_known_id(_core.current_id())
+
+
+def get_main() -> Interpreter:
+    """Return the :class:`Interpreter` for the main interpreter."""
+    return _from_known_id(_core.main_id())
+
+
+def is_shareable(obj: object) -> bool:
+    """Whether ``obj`` crosses between interpreters natively, without pickle.
+
+    True for ``None``, ``bool``, ``int``, ``float``, ``complex``, ``str``,
+    ``bytes`` and tuples, lists, dicts, sets and frozensets of these (exact
+    types, nested up to ``interpreters_aio._core.MAX_DEPTH`` levels, no
+    cycles). Other objects may still be sent by pickle where the API allows.
+    """
+    return _core.is_shareable(obj)
+

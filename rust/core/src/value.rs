@@ -1,0 +1,113 @@
+//! The `Value` model: what crosses between interpreters.
+//!
+//! A `Value` is plain Rust data with no Python object inside (DESIGN rule 1).
+//! The binding converts an object into a `Value` under the sending
+//! interpreter's GIL and builds a fresh object from it under the receiving
+//! interpreter's GIL, so dropping or moving a `Value` needs no GIL at all.
+//!
+//! Strings keep CPython's exact contents: valid UTF-8 travels as `Str`; a
+//! string holding lone surrogates (legal in Python, illegal in Rust) travels
+//! as its "surrogatepass" encoding in `StrSurrogates`.
+
+/// How deep containers may nest before conversion gives up with a clear
+/// error instead of exhausting the native stack.
+pub const MAX_DEPTH: usize = 200;
+
+/// Data that can be rebuilt as an equal object in any interpreter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    None,
+    Bool(bool),
+    /// An `int` that fits in 64 bits (the common case, no allocation).
+    Int(i64),
+    /// An `int` of any size, as lower-case hexadecimal with an optional `-`.
+    BigInt(Box<str>),
+    Float(f64),
+    Complex(f64, f64),
+    Str(Box<str>),
+    /// UTF-8 with surrogates passed through (Python's "surrogatepass").
+    StrSurrogates(Box<[u8]>),
+    Bytes(Box<[u8]>),
+    Tuple(Vec<Value>),
+    List(Vec<Value>),
+    Dict(Vec<(Value, Value)>),
+    Set(Vec<Value>),
+    FrozenSet(Vec<Value>),
+    /// An object that is not natively shareable, as a pickle.
+    Pickled(Box<[u8]>),
+    /// A function shipped by its code (defined in `__main__`, or a lambda):
+    /// rebuilt in the receiver with the receiver's `__main__` as globals.
+    Function(Box<ShippedFunction>),
+}
+
+/// The parts of a function that let another interpreter rebuild it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShippedFunction {
+    /// `marshal` serialization of the function's code object.
+    pub code: Box<[u8]>,
+    pub name: Box<str>,
+    pub qualname: Box<str>,
+    /// Positional defaults (a `Tuple`) or `None`.
+    pub defaults: Value,
+    /// Keyword-only defaults (a `Dict`) or `None`.
+    pub kwdefaults: Value,
+}
+
+impl Value {
+    /// True when no part of the value needed pickling or code shipping.
+    pub fn is_native(&self) -> bool {
+        match self {
+            Value::Pickled(_) | Value::Function(_) => false,
+            Value::Tuple(items) | Value::List(items) | Value::Set(items) | Value::FrozenSet(items) => {
+                items.iter().all(Value::is_native)
+            }
+            Value::Dict(pairs) => pairs.iter().all(|(k, v)| k.is_native() && v.is_native()),
+            _ => true,
+        }
+    }
+
+    /// Approximate number of heap bytes the value holds; used to report sizes.
+    pub fn heap_size(&self) -> usize {
+        let own = std::mem::size_of::<Value>();
+        match self {
+            Value::BigInt(s) | Value::Str(s) => own + s.len(),
+            Value::StrSurrogates(b) | Value::Bytes(b) | Value::Pickled(b) => own + b.len(),
+            Value::Tuple(items) | Value::List(items) | Value::Set(items) | Value::FrozenSet(items) => {
+                own + items.iter().map(Value::heap_size).sum::<usize>()
+            }
+            Value::Dict(pairs) => {
+                own + pairs.iter().map(|(k, v)| k.heap_size() + v.heap_size()).sum::<usize>()
+            }
+            Value::Function(f) => {
+                own + f.code.len() + f.name.len() + f.qualname.len() + f.defaults.heap_size()
+                    + f.kwdefaults.heap_size()
+            }
+            _ => own,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nativeness_looks_inside_containers() {
+        let native = Value::Dict(vec![(Value::Str("a".into()), Value::List(vec![Value::Int(1)]))]);
+        assert!(native.is_native());
+        let mixed = Value::Tuple(vec![Value::Int(1), Value::Pickled(Box::new([1, 2]))]);
+        assert!(!mixed.is_native());
+        let nested = Value::Dict(vec![(Value::Int(1), Value::Set(vec![Value::Pickled(Box::new([]))]))]);
+        assert!(!nested.is_native());
+    }
+
+    #[test]
+    fn heap_size_counts_payloads() {
+        let small = Value::Bytes(Box::new([0; 10]));
+        let big = Value::Bytes(vec![0; 10_000].into_boxed_slice());
+        assert!(big.heap_size() >= 10_000);
+        assert!(small.heap_size() < big.heap_size());
+        let list = Value::List(vec![big.clone(), big]);
+        assert!(list.heap_size() >= 20_000);
+    }
+}

@@ -1,0 +1,395 @@
+//! The functions `interpreters_aio._core` exposes, and the one place where the
+//! core's errors become Python exceptions with messages naming the object.
+//!
+//! Every function takes positional arguments only; the Python package gives
+//! them their public signatures, defaults and docstrings.
+
+use interpreters_aio_core::{TableError, Value};
+use pyo3_ffi::*;
+
+use crate::from_value::from_value;
+use crate::interp::{self, InterpError};
+use crate::module::state;
+use crate::py::{self, Owned, PyResult, Raised};
+use crate::run::{self, Outcome, Snapshot};
+use crate::to_value::{self, ConvertError, Fallback};
+
+type Args = *mut *mut PyObject;
+
+macro_rules! method {
+    ($name:literal, $func:ident, $doc:literal) => {
+        PyMethodDef {
+            ml_name: $name.as_ptr(),
+            ml_meth: PyMethodDefPointer { PyCFunctionFast: $func },
+            ml_flags: METH_FASTCALL,
+            ml_doc: $doc.as_ptr(),
+        }
+    };
+}
+
+pub static mut METHODS: [PyMethodDef; 17] = [
+    method!(c"_register_errors", register_errors, c"_register_errors(InterpreterError, InterpreterNotFoundError, NotShareableError)"),
+    method!(c"create", create, c"create(sys_path) -> id"),
+    method!(c"close", close, c"close(id)"),
+    method!(c"all_ids", all_ids, c"all_ids() -> list of every interpreter id in the process"),
+    method!(c"our_ids", our_ids, c"our_ids() -> list of ids of interpreters this package created"),
+    method!(c"current_id", current_id, c"current_id() -> id"),
+    method!(c"main_id", main_id, c"main_id() -> id"),
+    method!(c"exists", exists, c"exists(id) -> bool"),
+    method!(c"is_ours", is_ours, c"is_ours(id) -> bool"),
+    method!(c"is_running", is_running, c"is_running(id) -> bool"),
+    method!(c"exec", exec, c"exec(id, source) -> None or excinfo tuple"),
+    method!(c"call", call, c"call(id, callable, args, kwargs) -> (True, result) or (False, excinfo)"),
+    method!(c"set_main_attrs", set_main_attrs, c"set_main_attrs(id, dict) -> None or excinfo tuple"),
+    method!(c"is_shareable", is_shareable, c"is_shareable(obj) -> bool"),
+    method!(c"interrupt", interrupt, c"interrupt(id) -> bool: raise KeyboardInterrupt in the thread running in id"),
+    method!(c"wait_idle", wait_idle, c"wait_idle(id, timeout) -> bool: wait until nobody runs code in id"),
+    PyMethodDef::zeroed(),
+];
+
+/// Checks the positional argument count.
+unsafe fn expect_args(name: &str, nargs: Py_ssize_t, expected: Py_ssize_t) -> PyResult<()> {
+    if nargs == expected {
+        return Ok(());
+    }
+    // SAFETY: the GIL is held in every module function.
+    Err(unsafe { py::raise(PyExc_TypeError, &format!("{name}() takes {expected} arguments ({nargs} given)")) })
+}
+
+unsafe fn arg_id(obj: *mut PyObject) -> PyResult<i64> {
+    // SAFETY: the GIL is held and `obj` is a live argument.
+    unsafe {
+        if PyLong_Check(obj) == 0 {
+            let msg = format!("interpreter id must be an int, not {}", py::type_name(obj));
+            return Err(py::raise(PyExc_TypeError, &msg));
+        }
+        let id = PyLong_AsLongLong(obj);
+        if id == -1 && !PyErr_Occurred().is_null() {
+            return Err(Raised);
+        }
+        if id < 0 {
+            return Err(py::raise(PyExc_ValueError, &format!("interpreter id must be >= 0, not {id}")));
+        }
+        Ok(id)
+    }
+}
+
+/// Turns an interpreter error into the matching exception of this interpreter.
+unsafe fn raise_interp(module: *mut PyObject, err: InterpError) -> *mut PyObject {
+    // SAFETY: the GIL is held; the state's classes were registered at import
+    // (before that, builtin fallbacks are used).
+    unsafe {
+        let st = state(module);
+        let base = or_default(st.interpreter_error, PyExc_RuntimeError);
+        let (class, msg) = match err {
+            InterpError::Raised => return std::ptr::null_mut(),
+            InterpError::Table(TableError::NotFound(id)) => (
+                or_default(st.interpreter_not_found, PyExc_RuntimeError),
+                format!("interpreter {id} not found (it was closed or never existed)"),
+            ),
+            InterpError::Table(e) => (base, e.to_string()),
+            InterpError::NotOurs(id) => (
+                base,
+                format!("interpreter {id} was not created by interpreters_aio, which only runs code in and closes its own"),
+            ),
+            InterpError::Refused(msg) => (base, msg),
+        };
+        py::raise(class, &msg);
+    }
+    std::ptr::null_mut()
+}
+
+unsafe fn raise_convert(module: *mut PyObject, err: ConvertError) -> *mut PyObject {
+    if let ConvertError::NotShareable(msg) = err {
+        // SAFETY: the GIL is held.
+        unsafe { py::raise(or_default(state(module).not_shareable, PyExc_TypeError), &msg) };
+    }
+    std::ptr::null_mut()
+}
+
+fn or_default(registered: *mut PyObject, fallback: *mut PyObject) -> *mut PyObject {
+    if registered.is_null() { fallback } else { registered }
+}
+
+/// A failed run as the tuple the Python layer turns into `ExecutionFailed`:
+/// (type name, qualname, module, msg, formatted, errdisplay, pickled or None).
+unsafe fn excinfo(snap: Snapshot) -> PyResult<Owned> {
+    // SAFETY: the GIL is held; all parts become objects of this interpreter.
+    unsafe {
+        let pickled = snap.pickled.map_or(Value::None, Value::Bytes);
+        let value = Value::Tuple(vec![
+            Value::Str(snap.type_name.into()),
+            Value::Str(snap.type_qualname.into()),
+            Value::Str(snap.type_module.into()),
+            Value::Str(snap.msg.into()),
+            Value::Str(snap.formatted.into()),
+            Value::Str(snap.errdisplay.into()),
+            pickled,
+        ]);
+        from_value(&value)
+    }
+}
+
+/// Common tail of exec / set_main_attrs: None on success, excinfo on failure.
+unsafe fn none_or_excinfo(module: *mut PyObject, outcome: Result<Outcome, InterpError>) -> *mut PyObject {
+    // SAFETY: the GIL is held.
+    unsafe {
+        match outcome {
+            Ok(Outcome::Returned(_)) => py::none(),
+            Ok(Outcome::Failed(snap)) => excinfo(snap).map_or(std::ptr::null_mut(), Owned::into_ptr),
+            Ok(Outcome::NotShareable(msg)) => raise_convert(module, ConvertError::NotShareable(msg)),
+            Err(e) => raise_interp(module, e),
+        }
+    }
+}
+
+fn into_ptr(result: PyResult<Owned>) -> *mut PyObject {
+    result.map_or(std::ptr::null_mut(), Owned::into_ptr)
+}
+
+unsafe extern "C" fn register_errors(module: *mut PyObject, args: Args, nargs: Py_ssize_t) -> *mut PyObject {
+    // SAFETY: CPython passes `nargs` valid arguments under the GIL.
+    unsafe {
+        if expect_args("_register_errors", nargs, 3).is_err() {
+            return std::ptr::null_mut();
+        }
+        let st = state(module);
+        let slots = [&mut st.interpreter_error, &mut st.interpreter_not_found, &mut st.not_shareable];
+        for (i, slot) in slots.into_iter().enumerate() {
+            let class = *args.add(i);
+            if PyExceptionClass_Check(class) == 0 {
+                return py::raise(PyExc_TypeError, "_register_errors() takes exception classes").into_null();
+            }
+            let old = std::mem::replace(slot, Py_NewRef(class));
+            Py_XDECREF(old);
+        }
+        py::none()
+    }
+}
+
+trait IntoNull {
+    fn into_null(self) -> *mut PyObject;
+}
+
+impl IntoNull for Raised {
+    fn into_null(self) -> *mut PyObject {
+        std::ptr::null_mut()
+    }
+}
+
+unsafe extern "C" fn create(module: *mut PyObject, args: Args, nargs: Py_ssize_t) -> *mut PyObject {
+    // SAFETY: CPython passes `nargs` valid arguments under the GIL.
+    unsafe {
+        if expect_args("create", nargs, 1).is_err() {
+            return std::ptr::null_mut();
+        }
+        let path_arg = *args;
+        let sys_path = if path_arg == Py_None() {
+            None
+        } else {
+            match to_value::to_value(path_arg, Fallback::Refuse) {
+                Ok(value) => Some(value),
+                Err(e) => return raise_convert(module, e),
+            }
+        };
+        match interp::create(sys_path.as_ref()) {
+            Ok(id) => PyLong_FromLongLong(id),
+            Err(e) => raise_interp(module, e),
+        }
+    }
+}
+
+unsafe extern "C" fn close(module: *mut PyObject, args: Args, nargs: Py_ssize_t) -> *mut PyObject {
+    // SAFETY: CPython passes `nargs` valid arguments under the GIL.
+    unsafe {
+        if expect_args("close", nargs, 1).is_err() {
+            return std::ptr::null_mut();
+        }
+        let Ok(id) = arg_id(*args) else { return std::ptr::null_mut() };
+        match interp::close(id) {
+            Ok(()) => py::none(),
+            Err(e) => raise_interp(module, e),
+        }
+    }
+}
+
+unsafe fn id_list(ids: &[i64]) -> *mut PyObject {
+    // SAFETY: the GIL is held.
+    unsafe { into_ptr(from_value(&Value::List(ids.iter().map(|&id| Value::Int(id)).collect()))) }
+}
+
+unsafe extern "C" fn all_ids(_module: *mut PyObject, _args: Args, _nargs: Py_ssize_t) -> *mut PyObject {
+    // SAFETY: the GIL is held.
+    unsafe { id_list(&interp::all_ids()) }
+}
+
+unsafe extern "C" fn our_ids(_module: *mut PyObject, _args: Args, _nargs: Py_ssize_t) -> *mut PyObject {
+    // SAFETY: the GIL is held.
+    unsafe { id_list(&interp::TABLE.ids()) }
+}
+
+unsafe extern "C" fn current_id(_module: *mut PyObject, _args: Args, _nargs: Py_ssize_t) -> *mut PyObject {
+    // SAFETY: the GIL is held.
+    unsafe { PyLong_FromLongLong(interp::current_id()) }
+}
+
+unsafe extern "C" fn main_id(_module: *mut PyObject, _args: Args, _nargs: Py_ssize_t) -> *mut PyObject {
+    // SAFETY: the GIL is held.
+    unsafe { PyLong_FromLongLong(interp::main_id()) }
+}
+
+/// Shared shape of the `f(id) -> bool` queries.
+unsafe fn id_query(args: Args, nargs: Py_ssize_t, name: &str, query: impl FnOnce(i64) -> bool) -> *mut PyObject {
+    // SAFETY: CPython passes `nargs` valid arguments under the GIL.
+    unsafe {
+        if expect_args(name, nargs, 1).is_err() {
+            return std::ptr::null_mut();
+        }
+        match arg_id(*args) {
+            Ok(id) => py::new_bool(query(id)),
+            Err(_) => std::ptr::null_mut(),
+        }
+    }
+}
+
+unsafe extern "C" fn exists(_module: *mut PyObject, args: Args, nargs: Py_ssize_t) -> *mut PyObject {
+    // SAFETY: the GIL is held, as `exists` requires.
+    unsafe { id_query(args, nargs, "exists", |id| interp::exists(id)) }
+}
+
+unsafe extern "C" fn is_ours(_module: *mut PyObject, args: Args, nargs: Py_ssize_t) -> *mut PyObject {
+    // SAFETY: the GIL is held.
+    unsafe { id_query(args, nargs, "is_ours", |id| interp::TABLE.contains(id)) }
+}
+
+unsafe extern "C" fn is_running(module: *mut PyObject, args: Args, nargs: Py_ssize_t) -> *mut PyObject {
+    // SAFETY: CPython passes `nargs` valid arguments under the GIL.
+    unsafe {
+        if expect_args("is_running", nargs, 1).is_err() {
+            return std::ptr::null_mut();
+        }
+        let Ok(id) = arg_id(*args) else { return std::ptr::null_mut() };
+        if id == interp::main_id() {
+            return py::new_bool(true); // the main interpreter always runs its __main__
+        }
+        match interp::TABLE.is_running(id) {
+            Ok(running) => py::new_bool(running),
+            Err(_) if interp::exists(id) => py::new_bool(id == interp::current_id()),
+            Err(e) => raise_interp(module, e.into()),
+        }
+    }
+}
+
+unsafe extern "C" fn exec(module: *mut PyObject, args: Args, nargs: Py_ssize_t) -> *mut PyObject {
+    // SAFETY: CPython passes `nargs` valid arguments under the GIL.
+    unsafe {
+        if expect_args("exec", nargs, 2).is_err() {
+            return std::ptr::null_mut();
+        }
+        let Ok(id) = arg_id(*args) else { return std::ptr::null_mut() };
+        let source = *args.add(1);
+        if PyUnicode_Check(source) == 0 {
+            let msg = format!("exec() expects source code as a str, not {}", py::type_name(source));
+            return py::raise(PyExc_TypeError, &msg).into_null();
+        }
+        let Ok(text) = py::str_utf8(source) else { return std::ptr::null_mut() };
+        let text = text.to_owned();
+        none_or_excinfo(module, run::exec(id, &text))
+    }
+}
+
+unsafe extern "C" fn call(module: *mut PyObject, args: Args, nargs: Py_ssize_t) -> *mut PyObject {
+    // SAFETY: CPython passes `nargs` valid arguments under the GIL.
+    unsafe {
+        if expect_args("call", nargs, 4).is_err() {
+            return std::ptr::null_mut();
+        }
+        let Ok(id) = arg_id(*args) else { return std::ptr::null_mut() };
+        let (callable, call_args, kwargs) = (*args.add(1), *args.add(2), *args.add(3));
+        if PyTuple_Check(call_args) == 0 || (kwargs != Py_None() && PyDict_Check(kwargs) == 0) {
+            return py::raise(PyExc_TypeError, "call() takes an args tuple and a kwargs dict or None").into_null();
+        }
+        let kwargs = if kwargs == Py_None() { std::ptr::null_mut() } else { kwargs };
+        let outcome = match run::call(id, callable, call_args, kwargs) {
+            Err(e) => return raise_interp(module, e),
+            Ok(Err(e)) => return raise_convert(module, e),
+            Ok(Ok(outcome)) => outcome,
+        };
+        let (ok, payload) = match outcome {
+            Outcome::Returned(value) => (true, from_value(&value)),
+            Outcome::Failed(snap) => (false, excinfo(snap)),
+            Outcome::NotShareable(msg) => return raise_convert(module, ConvertError::NotShareable(msg)),
+        };
+        let Ok(payload) = payload else { return std::ptr::null_mut() };
+        let pair = PyTuple_New(2);
+        if pair.is_null() {
+            return pair;
+        }
+        PyTuple_SET_ITEM(pair, 0, py::new_bool(ok));
+        PyTuple_SET_ITEM(pair, 1, payload.into_ptr());
+        pair
+    }
+}
+
+unsafe extern "C" fn set_main_attrs(module: *mut PyObject, args: Args, nargs: Py_ssize_t) -> *mut PyObject {
+    // SAFETY: CPython passes `nargs` valid arguments under the GIL.
+    unsafe {
+        if expect_args("set_main_attrs", nargs, 2).is_err() {
+            return std::ptr::null_mut();
+        }
+        let Ok(id) = arg_id(*args) else { return std::ptr::null_mut() };
+        let ns = *args.add(1);
+        if PyDict_Check(ns) == 0 {
+            return py::raise(PyExc_TypeError, "set_main_attrs() takes a dict").into_null();
+        }
+        match run::set_main_attrs(id, ns) {
+            Ok(Err(e)) => raise_convert(module, e),
+            Ok(Ok(outcome)) => none_or_excinfo(module, Ok(outcome)),
+            Err(e) => raise_interp(module, e),
+        }
+    }
+}
+
+unsafe extern "C" fn is_shareable(_module: *mut PyObject, args: Args, nargs: Py_ssize_t) -> *mut PyObject {
+    // SAFETY: CPython passes `nargs` valid arguments under the GIL.
+    unsafe {
+        if expect_args("is_shareable", nargs, 1).is_err() {
+            return std::ptr::null_mut();
+        }
+        py::new_bool(to_value::is_shareable(*args))
+    }
+}
+
+unsafe extern "C" fn interrupt(module: *mut PyObject, args: Args, nargs: Py_ssize_t) -> *mut PyObject {
+    // SAFETY: CPython passes `nargs` valid arguments under the GIL.
+    unsafe {
+        if expect_args("interrupt", nargs, 1).is_err() {
+            return std::ptr::null_mut();
+        }
+        let Ok(id) = arg_id(*args) else { return std::ptr::null_mut() };
+        if id == interp::current_id() {
+            return raise_interp(module, InterpError::Refused("an interpreter cannot interrupt itself".into()));
+        }
+        py::new_bool(interp::interrupt(id))
+    }
+}
+
+unsafe extern "C" fn wait_idle(_module: *mut PyObject, args: Args, nargs: Py_ssize_t) -> *mut PyObject {
+    // SAFETY: CPython passes `nargs` valid arguments under the GIL.
+    unsafe {
+        if expect_args("wait_idle", nargs, 2).is_err() {
+            return std::ptr::null_mut();
+        }
+        let Ok(id) = arg_id(*args) else { return std::ptr::null_mut() };
+        let timeout = PyFloat_AsDouble(*args.add(1));
+        if timeout == -1.0 && !PyErr_Occurred().is_null() {
+            return std::ptr::null_mut();
+        }
+        let timeout = std::time::Duration::from_secs_f64(timeout.clamp(0.0, 1e9));
+        // Waiting must not hold our GIL: the runner may need it to finish.
+        let saved = PyEval_SaveThread();
+        let idle = interp::TABLE.wait_until_idle(id, timeout);
+        PyEval_RestoreThread(saved);
+        py::new_bool(idle)
+    }
+}

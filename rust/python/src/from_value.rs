@@ -1,0 +1,161 @@
+//! `Value` -> a new Python object, under the receiving interpreter's GIL.
+//!
+//! Everything built here belongs to the interpreter that is current when the
+//! function runs. Pickled leaves are loaded with that interpreter's own
+//! `pickle`; shipped functions get that interpreter's `__main__` as globals.
+
+use std::ffi::c_char;
+
+use interpreters_aio_core::{ShippedFunction, Value};
+use pyo3_ffi::*;
+
+use crate::py::{self, Owned, PyResult, Raised};
+
+/// Builds the object `value` describes in the current interpreter.
+///
+/// # Safety
+/// The GIL of the current interpreter is held.
+pub unsafe fn from_value(value: &Value) -> PyResult<Owned> {
+    let mut decoder = Decoder { loads: None };
+    // SAFETY: forwarded from the caller.
+    unsafe { decoder.decode(value) }
+}
+
+struct Decoder {
+    /// `pickle.loads` of the current interpreter, fetched on first need.
+    loads: Option<Owned>,
+}
+
+impl Decoder {
+    unsafe fn decode(&mut self, value: &Value) -> PyResult<Owned> {
+        // SAFETY (for the whole body): the GIL is held; each constructor returns
+        // a new reference or null with an exception set, which `check` turns
+        // into `Err`; containers are filled before anyone else can see them.
+        unsafe {
+            match value {
+                Value::None => Ok(Owned::from_borrowed(Py_None())),
+                Value::Bool(b) => py::check(py::new_bool(*b)),
+                Value::Int(i) => py::check(PyLong_FromLongLong(*i)),
+                Value::BigInt(hex) => {
+                    let text = std::ffi::CString::new(hex.as_bytes()).map_err(|_| {
+                        py::raise(PyExc_ValueError, "corrupt integer payload")
+                    })?;
+                    // Base 0 reads the "0x" prefix CPython wrote (with its sign).
+                    py::check(PyLong_FromString(text.as_ptr(), std::ptr::null_mut(), 0))
+                }
+                Value::Float(f) => py::check(PyFloat_FromDouble(*f)),
+                Value::Complex(re, im) => py::check(PyComplex_FromDoubles(*re, *im)),
+                Value::Str(s) => py::check(py::new_str(s)),
+                Value::StrSurrogates(bytes) => py::check(PyUnicode_DecodeUTF8(
+                    bytes.as_ptr().cast::<c_char>(),
+                    bytes.len() as Py_ssize_t,
+                    c"surrogatepass".as_ptr(),
+                )),
+                Value::Bytes(bytes) => py::check(PyBytes_FromStringAndSize(
+                    bytes.as_ptr().cast::<c_char>(),
+                    bytes.len() as Py_ssize_t,
+                )),
+                Value::Tuple(items) => {
+                    let tuple = py::check(PyTuple_New(items.len() as Py_ssize_t))?;
+                    for (i, item) in items.iter().enumerate() {
+                        let obj = self.decode(item)?;
+                        PyTuple_SET_ITEM(tuple.as_ptr(), i as Py_ssize_t, obj.into_ptr());
+                    }
+                    Ok(tuple)
+                }
+                Value::List(items) => {
+                    let list = py::check(PyList_New(items.len() as Py_ssize_t))?;
+                    for (i, item) in items.iter().enumerate() {
+                        let obj = self.decode(item)?;
+                        PyList_SET_ITEM(list.as_ptr(), i as Py_ssize_t, obj.into_ptr());
+                    }
+                    Ok(list)
+                }
+                Value::Dict(pairs) => {
+                    let dict = py::check(PyDict_New())?;
+                    for (k, v) in pairs {
+                        let (k, v) = (self.decode(k)?, self.decode(v)?);
+                        if PyDict_SetItem(dict.as_ptr(), k.as_ptr(), v.as_ptr()) < 0 {
+                            return Err(Raised);
+                        }
+                    }
+                    Ok(dict)
+                }
+                Value::Set(items) | Value::FrozenSet(items) => {
+                    let set = if matches!(value, Value::Set(_)) {
+                        py::check(PySet_New(std::ptr::null_mut()))?
+                    } else {
+                        py::check(PyFrozenSet_New(std::ptr::null_mut()))?
+                    };
+                    for item in items {
+                        let obj = self.decode(item)?;
+                        // PySet_Add also fills a brand-new frozenset, by design.
+                        if PySet_Add(set.as_ptr(), obj.as_ptr()) < 0 {
+                            return Err(Raised);
+                        }
+                    }
+                    Ok(set)
+                }
+                Value::Pickled(data) => self.unpickle(data),
+                Value::Function(func) => self.rebuild_function(func),
+            }
+        }
+    }
+
+    unsafe fn unpickle(&mut self, data: &[u8]) -> PyResult<Owned> {
+        // SAFETY (for the whole body): the GIL is held; `loads` is this
+        // interpreter's `pickle.loads`, fetched here and kept alive in `self`.
+        unsafe {
+            if self.loads.is_none() {
+                let pickle = py::import(c"pickle")?;
+                self.loads = Some(py::getattr(pickle.as_ptr(), c"loads")?);
+            }
+            let bytes = py::check(PyBytes_FromStringAndSize(data.as_ptr().cast::<c_char>(), data.len() as Py_ssize_t))?;
+            let loads = self.loads.as_ref().map_or(std::ptr::null_mut(), Owned::as_ptr);
+            py::call1(loads, bytes.as_ptr())
+        }
+    }
+
+    unsafe fn rebuild_function(&mut self, func: &ShippedFunction) -> PyResult<Owned> {
+        // SAFETY (for the whole body): the GIL is held; every object made here
+        // is owned by the current interpreter.
+        unsafe {
+            let code = py::check(PyMarshal_ReadObjectFromString(
+                func.code.as_ptr().cast::<c_char>(),
+                func.code.len() as Py_ssize_t,
+            ))?;
+            if PyCode_Check(code.as_ptr()) == 0 {
+                return Err(py::raise(PyExc_TypeError, "shipped function payload is not a code object"));
+            }
+            let main = main_dict()?;
+            let qualname = py::check(py::new_str(&func.qualname))?;
+            let function = py::check(PyFunction_NewWithQualName(code.as_ptr(), main.as_ptr(), qualname.as_ptr()))?;
+            if func.defaults != Value::None {
+                let defaults = self.decode(&func.defaults)?;
+                if PyFunction_SetDefaults(function.as_ptr(), defaults.as_ptr()) < 0 {
+                    return Err(Raised);
+                }
+            }
+            if func.kwdefaults != Value::None {
+                let kwdefaults = self.decode(&func.kwdefaults)?;
+                if PyFunction_SetKwDefaults(function.as_ptr(), kwdefaults.as_ptr()) < 0 {
+                    return Err(Raised);
+                }
+            }
+            Ok(function)
+        }
+    }
+}
+
+/// The `__dict__` of the current interpreter's `__main__` module.
+///
+/// # Safety
+/// The GIL is held.
+pub unsafe fn main_dict() -> PyResult<Owned> {
+    // SAFETY: the GIL is held; AddModuleRef returns a new reference (creating
+    // `__main__` if needed) and the module's dict is borrowed from it.
+    unsafe {
+        let main = py::check(compat::PyImport_AddModuleRef(c"__main__".as_ptr()))?;
+        Ok(Owned::from_borrowed(PyModule_GetDict(main.as_ptr())))
+    }
+}

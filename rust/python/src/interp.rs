@@ -1,0 +1,422 @@
+//! Interpreter lifecycle: create, enter/leave, close, look up.
+//!
+//! Facts this module is built on (DESIGN section 9, learned by crashing):
+//! * Each interpreter keeps the thread state it was born with "parked" for its
+//!   whole life and is ended with that same thread state: on 3.12.1 a
+//!   thread-state count that drops to zero and rises again kills the process.
+//! * `threading` must be imported under the parked state in `create()`, or
+//!   3.12 breaks at teardown.
+//! * `Py_EndInterpreter` needs the only remaining thread state, so every
+//!   cached one is deleted first and closing refuses while anyone is inside.
+//! * A new thread state per call costs 15-140 µs; the table caches one per
+//!   (OS thread, interpreter) and hands back those of exited threads to be
+//!   deleted here, under the interpreter's GIL.
+//! * `PyGILState_Ensure` always lands in the main interpreter, so it is never
+//!   used; entering is an explicit `PyThreadState_Swap`, which releases the
+//!   caller's GIL while the target runs.
+
+use std::ffi::CStr;
+
+use interpreters_aio_core::{InterpreterTable, TableError, Value};
+use pyo3_ffi::*;
+
+use crate::py::{self, Owned};
+
+/// Every interpreter this package created, in every interpreter of the process.
+pub static TABLE: InterpreterTable = InterpreterTable::new();
+
+/// Why an interpreter operation failed, before it becomes a Python exception.
+#[derive(Debug)]
+pub enum InterpError {
+    Table(TableError),
+    /// The interpreter exists but was not created by this package.
+    NotOurs(i64),
+    /// Refused for a reason stated in the message (an `InterpreterError`).
+    Refused(String),
+    /// A Python exception is set in the caller's interpreter.
+    Raised,
+}
+
+impl From<TableError> for InterpError {
+    fn from(e: TableError) -> Self {
+        InterpError::Table(e)
+    }
+}
+
+impl From<py::Raised> for InterpError {
+    fn from(_: py::Raised) -> Self {
+        InterpError::Raised
+    }
+}
+
+/// The id of the interpreter the calling thread is in.
+///
+/// # Safety
+/// The caller holds a GIL (has a current thread state).
+pub unsafe fn current_id() -> i64 {
+    // SAFETY: the caller has a current thread state, hence a current interpreter.
+    unsafe { PyInterpreterState_GetID(PyInterpreterState_Get()) }
+}
+
+/// The id of the main interpreter.
+///
+/// # Safety
+/// The runtime is initialized.
+pub unsafe fn main_id() -> i64 {
+    // SAFETY: the main interpreter lives as long as the runtime.
+    unsafe { PyInterpreterState_GetID(PyInterpreterState_Main()) }
+}
+
+/// Ids of every interpreter in the process, ours or not, oldest first.
+///
+/// # Safety
+/// The caller holds a GIL.
+pub unsafe fn all_ids() -> Vec<i64> {
+    let mut ids = Vec::new();
+    // SAFETY: walking the runtime's interpreter list, as CPython's own modules
+    // do; an interpreter is only freed by a `close`/`destroy` that the list
+    // walk could race with, which the table's Closing state rules out for ours.
+    unsafe {
+        let mut interp = PyInterpreterState_Head();
+        while !interp.is_null() {
+            ids.push(PyInterpreterState_GetID(interp));
+            interp = PyInterpreterState_Next(interp);
+        }
+    }
+    ids.sort_unstable();
+    ids
+}
+
+/// Whether `interp` is still in the runtime's list with the same id: the
+/// standard library can destroy our interpreters behind our back.
+///
+/// # Safety
+/// The caller holds a GIL.
+unsafe fn still_alive(interp: usize, id: i64) -> bool {
+    // SAFETY: as in `all_ids`; the pointer is only compared, never dereferenced
+    // unless it is found in the list.
+    unsafe {
+        let mut cur = PyInterpreterState_Head();
+        while !cur.is_null() {
+            if cur as usize == interp {
+                return PyInterpreterState_GetID(cur) == id;
+            }
+            cur = PyInterpreterState_Next(cur);
+        }
+    }
+    false
+}
+
+/// Whether an interpreter with this id exists at all.
+///
+/// # Safety
+/// The caller holds a GIL.
+pub unsafe fn exists(id: i64) -> bool {
+    // SAFETY: forwarded from the caller.
+    unsafe { all_ids().contains(&id) }
+}
+
+/// Creates an isolated interpreter with its own GIL and returns its id. The
+/// caller's thread state is current again when this returns, also on error.
+///
+/// `sys_path` (a list of str) becomes the new interpreter's `sys.path`, so it
+/// can import what its creator can.
+///
+/// # Safety
+/// The caller holds the GIL of its interpreter.
+pub unsafe fn create(sys_path: Option<&Value>) -> Result<i64, InterpError> {
+    // Own GIL with the shared main allocator is accepted by every CPython and
+    // unsafe on all of them; this fixed config never asks for it, and 3.12.1
+    // returns from a refused config without the caller's GIL, so nothing
+    // refusable is ever passed.
+    let config = PyInterpreterConfig {
+        use_main_obmalloc: 0,
+        allow_fork: 0,
+        allow_exec: 0,
+        allow_threads: 1,
+        allow_daemon_threads: 0,
+        check_multi_interp_extensions: 1,
+        gil: PyInterpreterConfig_OWN_GIL,
+    };
+    // SAFETY: the caller holds its GIL, so it has a current thread state.
+    let caller = unsafe { py::current_tstate() };
+    let mut parked: *mut PyThreadState = std::ptr::null_mut();
+    // SAFETY: `config` is a valid, own-allocator config and `parked` receives
+    // the new thread state; on success the new interpreter is current.
+    let status = unsafe { Py_NewInterpreterFromConfig(&mut parked, &config) };
+    // SAFETY: PyStatus_Exception only reads the struct.
+    if unsafe { PyStatus_Exception(status) } != 0 || parked.is_null() {
+        // SAFETY: restore whatever state CPython left us in to the caller's.
+        unsafe { restore(caller) };
+        let msg = if status.err_msg.is_null() {
+            "unknown error".to_owned()
+        } else {
+            // SAFETY: err_msg is a static NUL-terminated C string from CPython.
+            unsafe { CStr::from_ptr(status.err_msg) }.to_string_lossy().into_owned()
+        };
+        return Err(InterpError::Refused(format!("interpreter creation failed: {msg}")));
+    }
+    // SAFETY: `parked` is the new interpreter's current thread state; we hold
+    // its GIL until the swap back below.
+    let (id, interp, setup) = unsafe {
+        let interp = PyThreadState_GetInterpreter(parked);
+        let id = PyInterpreterState_GetID(interp);
+        let setup = prepare_new_interpreter(sys_path);
+        if setup.is_err() {
+            PyErr_Clear();
+        }
+        PyThreadState_Swap(caller);
+        (id, interp, setup)
+    };
+    TABLE.register(id, interp as usize, parked as usize);
+    if setup.is_err() {
+        // SAFETY: back under the caller's GIL.
+        unsafe {
+            let _ = close(id);
+            PyErr_Clear();
+        }
+        return Err(InterpError::Refused(format!("interpreter {id} could not be set up")));
+    }
+    Ok(id)
+}
+
+/// Runs in the new interpreter under its parked thread state.
+unsafe fn prepare_new_interpreter(sys_path: Option<&Value>) -> py::PyResult<()> {
+    // SAFETY: the new interpreter's GIL is held by the caller.
+    unsafe {
+        py::import(c"threading")?;
+        if let Some(path) = sys_path {
+            let path = crate::from_value::from_value(path)?;
+            let sys = py::import(c"sys")?;
+            if PyObject_SetAttrString(sys.as_ptr(), c"path".as_ptr(), path.as_ptr()) < 0 {
+                return Err(py::Raised);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Makes `caller` current again after CPython left this thread with no
+/// thread state or another one.
+unsafe fn restore(caller: *mut PyThreadState) {
+    // SAFETY: `caller` is this thread's original thread state.
+    unsafe {
+        let now = py::current_tstate();
+        if now.is_null() {
+            PyEval_RestoreThread(caller);
+        } else if now != caller {
+            PyThreadState_Swap(caller);
+        }
+    }
+}
+
+/// This thread, switched into an interpreter; switch back with `leave`
+/// (or by dropping it).
+pub struct Entered {
+    id: i64,
+    caller: *mut PyThreadState,
+}
+
+/// Claims `id` for this thread and makes it the current interpreter. The
+/// caller's GIL is released while inside.
+///
+/// # Safety
+/// The caller holds the GIL of its interpreter and has no `Owned` values it
+/// will touch before leaving.
+pub unsafe fn enter(id: i64) -> Result<Entered, InterpError> {
+    // SAFETY: a thread identity query with no preconditions.
+    let ident = unsafe { PyThread_get_thread_ident() } as u64;
+    let ticket = match TABLE.begin_run(id, ident) {
+        Ok(ticket) => ticket,
+        // SAFETY: the caller holds a GIL.
+        Err(TableError::NotFound(_)) if unsafe { exists(id) } => {
+            if id == unsafe { main_id() } {
+                return Err(TableError::Running(id).into());
+            }
+            return Err(InterpError::NotOurs(id));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // SAFETY: the caller holds a GIL.
+    if !unsafe { still_alive(ticket.interp, id) } {
+        TABLE.end_run(id);
+        TABLE.finish_close(id);
+        return Err(TableError::NotFound(id).into());
+    }
+    let tstate = match ticket.tstate {
+        Some(tstate) => tstate as *mut PyThreadState,
+        None => {
+            // SAFETY: the interpreter is alive and claimed by us, so it cannot be
+            // closed meanwhile; PyThreadState_New needs no GIL of the target.
+            let fresh = unsafe { PyThreadState_New(ticket.interp as *mut PyInterpreterState) };
+            if fresh.is_null() {
+                TABLE.end_run(id);
+                // SAFETY: the caller's GIL is held.
+                return Err(unsafe { py::raise(PyExc_MemoryError, "cannot create a thread state") }.into());
+            }
+            TABLE.cache_thread_state(id, fresh as usize);
+            fresh
+        }
+    };
+    // SAFETY: `tstate` belongs to this OS thread and the claimed interpreter;
+    // the swap releases the caller's GIL and takes the target's.
+    let caller = unsafe { PyThreadState_Swap(tstate) };
+    for stale in ticket.stale {
+        // SAFETY: stale states belong to exited threads of this interpreter,
+        // whose GIL we now hold; none of them is current anywhere.
+        unsafe {
+            let stale = stale as *mut PyThreadState;
+            PyThreadState_Clear(stale);
+            PyThreadState_Delete(stale);
+        }
+    }
+    Ok(Entered { id, caller })
+}
+
+impl Entered {
+    pub fn leave(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        // SAFETY: we are inside the interpreter entered by `enter` on this
+        // thread; swapping back releases its GIL and retakes the caller's.
+        unsafe { PyThreadState_Swap(self.caller) };
+        TABLE.end_run(self.id);
+    }
+}
+
+/// Finalizes an interpreter this package created. Closing twice is harmless.
+///
+/// # Safety
+/// The caller holds the GIL of its interpreter.
+pub unsafe fn close(id: i64) -> Result<(), InterpError> {
+    // SAFETY: the caller holds a GIL.
+    let (current, main) = unsafe { (current_id(), main_id()) };
+    if id == main {
+        return Err(InterpError::Refused("cannot close the main interpreter".into()));
+    }
+    if id == current {
+        return Err(InterpError::Refused(format!("cannot close interpreter {id}: it is the current interpreter")));
+    }
+    let ticket = match TABLE.begin_close(id) {
+        Ok(ticket) => ticket,
+        Err(TableError::NotFound(_)) => {
+            // SAFETY: the caller holds a GIL.
+            if unsafe { exists(id) } {
+                return Err(InterpError::NotOurs(id));
+            }
+            return Ok(()); // already closed
+        }
+        Err(TableError::Running(_)) => {
+            return Err(InterpError::Refused(format!("cannot close interpreter {id}: it is running")));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // SAFETY: the caller holds a GIL.
+    if !unsafe { still_alive(ticket.interp, id) } {
+        TABLE.finish_close(id);
+        return Ok(());
+    }
+    let parked = ticket.parked as *mut PyThreadState;
+    // SAFETY: nobody can enter (the record is Closing); the parked state is
+    // this interpreter's own, so swapping to it takes the interpreter's GIL.
+    let caller = unsafe { PyThreadState_Swap(parked) };
+    // SAFETY: we hold the target's GIL and none of the cached states is current.
+    unsafe {
+        for cached in ticket.cached {
+            let cached = cached as *mut PyThreadState;
+            PyThreadState_Clear(cached);
+            PyThreadState_Delete(cached);
+        }
+    }
+    // SAFETY: still inside the target under its parked state.
+    if let Err(why) = unsafe { join_other_threads(parked) } {
+        // SAFETY: back to the caller; the interpreter stays usable.
+        unsafe { PyThreadState_Swap(caller) };
+        TABLE.abort_close(id);
+        return Err(InterpError::Refused(format!("cannot close interpreter {id}: {why}")));
+    }
+    // SAFETY: the parked state is current and the only thread state left; after
+    // Py_EndInterpreter this thread has none, so swapping to `caller` restores it.
+    unsafe {
+        Py_EndInterpreter(parked);
+        PyThreadState_Swap(caller);
+    }
+    TABLE.finish_close(id);
+    Ok(())
+}
+
+/// Joins threads started with `threading` inside the interpreter, and checks
+/// that no other thread state is left (Py_EndInterpreter aborts otherwise).
+unsafe fn join_other_threads(parked: *mut PyThreadState) -> Result<(), String> {
+    // SAFETY: the parked state is current; the code runs in a private namespace.
+    unsafe {
+        if count_thread_states(parked) == 1 {
+            return Ok(());
+        }
+        let src = c"import threading as _t\n\
+for _th in _t.enumerate():\n\
+    if _th is not _t.main_thread() and not isinstance(_th, _t._DummyThread) and _th.is_alive():\n\
+        _th.join()\n";
+        let globals = Owned::from_new(PyDict_New());
+        if let Some(globals) = globals {
+            let builtins = PyEval_GetBuiltins();
+            PyDict_SetItemString(globals.as_ptr(), c"__builtins__".as_ptr(), builtins);
+            let result = PyRun_StringFlags(src.as_ptr(), Py_file_input, globals.as_ptr(), globals.as_ptr(), std::ptr::null_mut());
+            if result.is_null() {
+                PyErr_Clear();
+            } else {
+                Py_DECREF(result);
+            }
+        } else {
+            PyErr_Clear();
+        }
+        match count_thread_states(parked) {
+            1 => Ok(()),
+            n => Err(format!("{} other thread(s) are still inside it", n - 1)),
+        }
+    }
+}
+
+unsafe fn count_thread_states(parked: *mut PyThreadState) -> usize {
+    let mut n = 0;
+    // SAFETY: we hold the interpreter's GIL, which guards its thread list.
+    unsafe {
+        let mut t = PyInterpreterState_ThreadHead(PyThreadState_GetInterpreter(parked));
+        while !t.is_null() {
+            n += 1;
+            t = PyThreadState_Next(t);
+        }
+    }
+    n
+}
+
+/// Raises `KeyboardInterrupt` in the thread running code in `id`, if any,
+/// at its next bytecode boundary. Returns whether a thread was found.
+///
+/// # Safety
+/// The caller holds the GIL of its interpreter, which is not `id`.
+pub unsafe fn interrupt(id: i64) -> bool {
+    let (Some(ident), Some(interp)) = (TABLE.running_ident(id), TABLE.interp_handle(id)) else {
+        return false;
+    };
+    // SAFETY: the record exists and is running, so the interpreter cannot be
+    // closed under us; the temporary thread state lives only for this call and
+    // is cleared while current, then deleted after switching back, as
+    // CPython's own module does.
+    unsafe {
+        let temp = PyThreadState_New(interp as *mut PyInterpreterState);
+        if temp.is_null() {
+            return false;
+        }
+        let caller = PyThreadState_Swap(temp);
+        let found = PyThreadState_SetAsyncExc(ident as std::ffi::c_long, PyExc_KeyboardInterrupt) > 0;
+        PyThreadState_Clear(temp);
+        PyThreadState_Swap(caller);
+        PyThreadState_Delete(temp);
+        found
+    }
+}

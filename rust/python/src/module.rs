@@ -1,0 +1,110 @@
+//! The `interpreters_aio._core` module definition: multi-phase init (PEP 489)
+//! declaring per-interpreter-GIL support, and per-interpreter module state.
+//!
+//! Each interpreter that imports the package gets its own module object and
+//! state; the state holds that interpreter's exception classes (registered by
+//! the Python layer at import). No `static` holds a `PyObject*` (DESIGN rule
+//! 2): the only statics are the C definition tables CPython requires.
+
+use std::ffi::{c_int, c_void};
+use std::ptr;
+
+use pyo3_ffi::*;
+
+use crate::api;
+
+/// Per-interpreter state of the module. The pointers are strong references
+/// owned by the module, visited by the GC and cleared on module teardown.
+#[repr(C)]
+pub struct State {
+    pub interpreter_error: *mut PyObject,
+    pub interpreter_not_found: *mut PyObject,
+    pub not_shareable: *mut PyObject,
+}
+
+impl State {
+    fn fields(&mut self) -> [&mut *mut PyObject; 3] {
+        [&mut self.interpreter_error, &mut self.interpreter_not_found, &mut self.not_shareable]
+    }
+}
+
+/// The state of `module`.
+///
+/// # Safety
+/// `module` is this extension's module object (CPython passes it as `self`
+/// to every module-level function) and the GIL is held.
+pub unsafe fn state<'a>(module: *mut PyObject) -> &'a mut State {
+    // SAFETY: m_size makes CPython allocate a zeroed `State` for each module object.
+    unsafe { &mut *PyModule_GetState(module).cast::<State>() }
+}
+
+unsafe extern "C" fn traverse(module: *mut PyObject, visit: visitproc, arg: *mut c_void) -> c_int {
+    // SAFETY: called by the GC with our module; state pointers are null or owned.
+    unsafe {
+        let state = PyModule_GetState(module).cast::<State>();
+        if state.is_null() {
+            return 0;
+        }
+        for field in (*state).fields() {
+            if !field.is_null() {
+                let rc = visit(*field, arg);
+                if rc != 0 {
+                    return rc;
+                }
+            }
+        }
+    }
+    0
+}
+
+unsafe extern "C" fn clear(module: *mut PyObject) -> c_int {
+    // SAFETY: called by CPython with our module under its interpreter's GIL.
+    unsafe {
+        let state = PyModule_GetState(module).cast::<State>();
+        if !state.is_null() {
+            for field in (*state).fields() {
+                let old = std::mem::replace(field, ptr::null_mut());
+                Py_XDECREF(old);
+            }
+        }
+    }
+    0
+}
+
+unsafe extern "C" fn free(module: *mut c_void) {
+    // SAFETY: CPython frees the module once, under its interpreter's GIL.
+    unsafe { clear(module.cast()) };
+}
+
+unsafe extern "C" fn exec_module(module: *mut PyObject) -> c_int {
+    // SAFETY: `module` is the fresh module object; adding an int constant.
+    unsafe {
+        let max_depth = PyLong_FromSize_t(interpreters_aio_core::MAX_DEPTH);
+        if max_depth.is_null() {
+            return -1;
+        }
+        let rc = PyModule_AddObjectRef(module, c"MAX_DEPTH".as_ptr(), max_depth);
+        Py_DECREF(max_depth);
+        rc
+    }
+}
+
+const SLOTS_LEN: usize = 3;
+
+static mut SLOTS: [PyModuleDef_Slot; SLOTS_LEN] = [
+    PyModuleDef_Slot { slot: Py_mod_exec, value: exec_module as *mut c_void },
+    PyModuleDef_Slot { slot: Py_mod_multiple_interpreters, value: Py_MOD_PER_INTERPRETER_GIL_SUPPORTED },
+    PyModuleDef_Slot { slot: 0, value: ptr::null_mut() },
+];
+
+pub static mut MODULE_DEF: PyModuleDef = PyModuleDef {
+    m_base: PyModuleDef_HEAD_INIT,
+    m_name: c"interpreters_aio._core".as_ptr(),
+    m_doc: c"The Rust core of interpreters_aio. Private: use the interpreters_aio package.".as_ptr(),
+    m_size: std::mem::size_of::<State>() as Py_ssize_t,
+    m_methods: (&raw mut api::METHODS).cast(),
+    m_slots: (&raw mut SLOTS).cast(),
+    m_traverse: Some(traverse),
+    m_clear: Some(clear),
+    m_free: Some(free),
+};

@@ -1,0 +1,204 @@
+//! Typed wrappers over the handful of C-API idioms every module here needs:
+//! owned references, raising, strings, imports and version shims.
+//!
+//! `Owned` is deliberately `!Send`: an object belongs to the interpreter whose
+//! GIL created it, and must be dropped under that GIL (DESIGN rule 1). Code
+//! that swaps interpreters keeps its `Owned` values inside the scope of one
+//! interpreter; what crosses is a `Value`.
+
+use std::ffi::{c_char, CStr};
+use std::ptr::NonNull;
+
+use pyo3_ffi::*;
+
+/// A strong reference to a Python object, released on drop.
+pub struct Owned(NonNull<PyObject>);
+
+impl Owned {
+    /// Takes ownership of a new reference; `None` if the call that produced
+    /// it failed (and so set an exception).
+    ///
+    /// # Safety
+    /// `ptr` is null or a new (owned) reference, and the caller holds the GIL
+    /// of the interpreter that owns it.
+    pub unsafe fn from_new(ptr: *mut PyObject) -> Option<Owned> {
+        NonNull::new(ptr).map(Owned)
+    }
+
+    /// Takes a new reference to a borrowed object.
+    ///
+    /// # Safety
+    /// `ptr` is a valid, non-null object and the caller holds its interpreter's GIL.
+    pub unsafe fn from_borrowed(ptr: *mut PyObject) -> Owned {
+        // SAFETY: the caller guarantees `ptr` is live and the GIL is held.
+        unsafe { Py_INCREF(ptr) };
+        // SAFETY: the caller guarantees `ptr` is non-null.
+        Owned(unsafe { NonNull::new_unchecked(ptr) })
+    }
+
+    pub fn as_ptr(&self) -> *mut PyObject {
+        self.0.as_ptr()
+    }
+
+    /// Gives the reference to the caller (e.g. to return it to Python).
+    pub fn into_ptr(self) -> *mut PyObject {
+        let ptr = self.0.as_ptr();
+        std::mem::forget(self);
+        ptr
+    }
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        // SAFETY: `Owned` is !Send and only built under the owning interpreter's
+        // GIL, which every code path here still holds when it drops one.
+        unsafe { Py_DECREF(self.0.as_ptr()) }
+    }
+}
+
+/// Turns a C-API result into `Result`, keeping the Python exception set.
+///
+/// # Safety
+/// As for [`Owned::from_new`].
+pub unsafe fn check(ptr: *mut PyObject) -> PyResult<Owned> {
+    // SAFETY: forwarded from the caller.
+    unsafe { Owned::from_new(ptr) }.ok_or(Raised)
+}
+
+/// Marker: a Python exception is set in the current interpreter.
+#[derive(Debug)]
+pub struct Raised;
+
+pub type PyResult<T> = Result<T, Raised>;
+
+/// Sets `exc_type(msg)` as the current exception and returns the marker.
+///
+/// # Safety
+/// The GIL is held and `exc_type` is an exception class.
+pub unsafe fn raise(exc_type: *mut PyObject, msg: &str) -> Raised {
+    // SAFETY: the caller holds the GIL; the string is a new reference or null.
+    unsafe {
+        match Owned::from_new(new_str(msg)) {
+            Some(text) => PyErr_SetObject(exc_type, text.as_ptr()),
+            None => {} // MemoryError is already set.
+        }
+    }
+    Raised
+}
+
+/// A new `str` from Rust text (null with an exception on failure).
+///
+/// # Safety
+/// The GIL is held.
+pub unsafe fn new_str(text: &str) -> *mut PyObject {
+    // SAFETY: pointer and length describe `text`, which is valid UTF-8.
+    unsafe { PyUnicode_FromStringAndSize(text.as_ptr().cast::<c_char>(), text.len() as Py_ssize_t) }
+}
+
+/// The UTF-8 contents of a `str`, borrowed from the object.
+///
+/// # Safety
+/// The GIL is held and `obj` is a `str` that outlives the returned slice.
+pub unsafe fn str_utf8<'a>(obj: *mut PyObject) -> PyResult<&'a str> {
+    let mut size: Py_ssize_t = 0;
+    // SAFETY: `obj` is a str; CPython caches the UTF-8 form inside it.
+    let data = unsafe { PyUnicode_AsUTF8AndSize(obj, &mut size) };
+    if data.is_null() {
+        return Err(Raised);
+    }
+    // SAFETY: CPython returned `size` bytes of valid UTF-8 owned by `obj`.
+    Ok(unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(data.cast(), size as usize)) })
+}
+
+/// `str(obj)` as Rust text, or a placeholder when `str()` itself fails (the
+/// failure is swallowed: this is used while reporting another error).
+///
+/// # Safety
+/// The GIL is held and `obj` is a valid object.
+pub unsafe fn display(obj: *mut PyObject) -> String {
+    // SAFETY: the caller holds the GIL and `obj` is valid.
+    unsafe {
+        if let Some(text) = Owned::from_new(PyObject_Str(obj)) {
+            if let Ok(s) = str_utf8(text.as_ptr()) {
+                return s.to_owned();
+            }
+        }
+        PyErr_Clear();
+    }
+    "<str() failed>".to_owned()
+}
+
+/// The qualified name of `obj`'s type, for messages.
+///
+/// # Safety
+/// The GIL is held and `obj` is a valid object.
+pub unsafe fn type_name(obj: *mut PyObject) -> String {
+    // SAFETY: every object has a type, which outlives the call.
+    unsafe {
+        let ty = Py_TYPE(obj);
+        CStr::from_ptr((*ty).tp_name).to_string_lossy().into_owned()
+    }
+}
+
+/// Imports (or finds in `sys.modules`) a module of the current interpreter.
+///
+/// # Safety
+/// The GIL is held.
+pub unsafe fn import(name: &CStr) -> PyResult<Owned> {
+    // SAFETY: `name` is NUL-terminated and the GIL is held.
+    unsafe { check(PyImport_ImportModule(name.as_ptr())) }
+}
+
+/// `getattr(obj, name)`.
+///
+/// # Safety
+/// The GIL is held and `obj` is valid.
+pub unsafe fn getattr(obj: *mut PyObject, name: &CStr) -> PyResult<Owned> {
+    // SAFETY: as above; `name` is NUL-terminated.
+    unsafe { check(PyObject_GetAttrString(obj, name.as_ptr())) }
+}
+
+/// Calls `callable(arg)`.
+///
+/// # Safety
+/// The GIL is held and both objects are valid.
+pub unsafe fn call1(callable: *mut PyObject, arg: *mut PyObject) -> PyResult<Owned> {
+    // SAFETY: forwarded from the caller.
+    unsafe { check(PyObject_CallOneArg(callable, arg)) }
+}
+
+/// The calling thread's current thread state, or null if it has none.
+///
+/// # Safety
+/// Always safe to call; unsafe only because it is an FFI call.
+pub unsafe fn current_tstate() -> *mut PyThreadState {
+    // SAFETY: reading the thread-local current thread state has no preconditions.
+    unsafe { compat::PyThreadState_GetUnchecked() }
+}
+
+/// `None`, as a new reference.
+///
+/// # Safety
+/// The GIL is held.
+pub unsafe fn none() -> *mut PyObject {
+    // SAFETY: None is immortal and always valid.
+    unsafe { Py_NewRef(Py_None()) }
+}
+
+/// A new `bool`.
+///
+/// # Safety
+/// The GIL is held.
+pub unsafe fn new_bool(value: bool) -> *mut PyObject {
+    // SAFETY: returns a new reference to an immortal singleton.
+    unsafe { PyBool_FromLong(value as std::ffi::c_long) }
+}
+
+/// Takes the pending exception out of the interpreter (null if none).
+///
+/// # Safety
+/// The GIL is held.
+pub unsafe fn take_exception() -> Option<Owned> {
+    // SAFETY: returns a new reference or null.
+    unsafe { Owned::from_new(PyErr_GetRaisedException()) }
+}

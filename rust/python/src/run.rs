@@ -1,0 +1,240 @@
+//! Running code in another interpreter: `exec`, `call`, `prepare_main`.
+//!
+//! Each operation converts its inputs to `Value`s in the caller, enters the
+//! target, builds objects there, runs, and converts the outcome back to plain
+//! data before leaving. An exception raised in the target never leaves it:
+//! it comes back as a `Snapshot` (type names, message, formatted traceback,
+//! and a pickle of the exception if it has one) (DESIGN rule 7).
+
+use interpreters_aio_core::Value;
+use pyo3_ffi::*;
+
+use crate::from_value::{from_value, main_dict};
+use crate::interp::{self, InterpError};
+use crate::py::{self, Owned, PyResult};
+use crate::to_value::{to_value, ConvertError, Fallback};
+
+/// An exception raised in another interpreter, as plain data.
+pub struct Snapshot {
+    pub type_name: String,
+    pub type_qualname: String,
+    pub type_module: String,
+    pub msg: String,
+    pub formatted: String,
+    pub errdisplay: String,
+    pub pickled: Option<Box<[u8]>>,
+}
+
+/// How a run in the target ended.
+pub enum Outcome {
+    Returned(Value),
+    Failed(Snapshot),
+    /// The result (or an input, once rebuilt) could not cross; the text says why.
+    NotShareable(String),
+}
+
+/// Runs `work` inside interpreter `id` and brings its outcome back.
+///
+/// # Safety
+/// The caller holds its interpreter's GIL and owns no object it touches while
+/// `work` runs; `work` runs under the target's GIL.
+unsafe fn run_in(id: i64, work: impl FnOnce() -> Outcome) -> Result<Outcome, InterpError> {
+    // SAFETY: forwarded from the caller.
+    let entered = unsafe { interp::enter(id)? };
+    let outcome = work();
+    entered.leave();
+    Ok(outcome)
+}
+
+/// Executes source code in the target's `__main__`.
+///
+/// # Safety
+/// The caller holds its interpreter's GIL.
+pub unsafe fn exec(id: i64, source: &str) -> Result<Outcome, InterpError> {
+    let source = std::ffi::CString::new(source)
+        // SAFETY: the caller's GIL is held.
+        .map_err(|_| unsafe { py::raise(PyExc_ValueError, "source code must not contain NUL characters") })?;
+    // SAFETY: the closure runs inside the target, under its GIL.
+    unsafe {
+        run_in(id, || {
+            let ran = (|| -> PyResult<()> {
+                let code = py::check(Py_CompileString(source.as_ptr(), c"<string>".as_ptr(), Py_file_input))?;
+                let globals = main_dict()?;
+                py::check(PyEval_EvalCode(code.as_ptr(), globals.as_ptr(), globals.as_ptr()))?;
+                Ok(())
+            })();
+            match ran {
+                Ok(()) => Outcome::Returned(Value::None),
+                Err(_) => Outcome::Failed(snapshot()),
+            }
+        })
+    }
+}
+
+/// Calls a function in the target and returns its result.
+///
+/// # Safety
+/// The caller holds its interpreter's GIL and `callable`, `args`, `kwargs`
+/// are live objects of the caller's interpreter (`args` a tuple, `kwargs` a
+/// dict or null).
+pub unsafe fn call(
+    id: i64,
+    callable: *mut PyObject,
+    args: *mut PyObject,
+    kwargs: *mut PyObject,
+) -> Result<Result<Outcome, ConvertError>, InterpError> {
+    // SAFETY: the caller's GIL is held and the objects are live.
+    let inputs = unsafe {
+        (|| -> Result<(Value, Value, Value), ConvertError> {
+            let f = to_value(callable, Fallback::Pickle)?;
+            let a = to_value(args, Fallback::Pickle)?;
+            let k = if kwargs.is_null() { Value::None } else { to_value(kwargs, Fallback::Pickle)? };
+            Ok((f, a, k))
+        })()
+    };
+    let (f, a, k) = match inputs {
+        Ok(inputs) => inputs,
+        Err(e) => return Ok(Err(e)),
+    };
+    // SAFETY: the closure runs inside the target, under its GIL.
+    let outcome = unsafe {
+        run_in(id, || {
+            let rebuilt = (|| -> PyResult<(Owned, Owned, Option<Owned>)> {
+                let k = if k == Value::None { None } else { Some(from_value(&k)?) };
+                Ok((from_value(&f)?, from_value(&a)?, k))
+            })();
+            let (f, a, k) = match rebuilt {
+                Ok(objs) => objs,
+                Err(_) => return rebuild_failed(),
+            };
+            let k = k.as_ref().map_or(std::ptr::null_mut(), Owned::as_ptr);
+            match Owned::from_new(PyObject_Call(f.as_ptr(), a.as_ptr(), k)) {
+                None => Outcome::Failed(snapshot()),
+                Some(result) => match to_value(result.as_ptr(), Fallback::Pickle) {
+                    Ok(value) => Outcome::Returned(value),
+                    Err(ConvertError::NotShareable(why)) => {
+                        Outcome::NotShareable(format!("the call's result cannot be sent back: {why}"))
+                    }
+                    Err(ConvertError::Raised) => Outcome::Failed(snapshot()),
+                },
+            }
+        })
+    };
+    outcome.map(Ok)
+}
+
+/// Binds the items of `ns` (a dict of str keys) in the target's `__main__`.
+///
+/// # Safety
+/// The caller holds its interpreter's GIL and `ns` is a live dict.
+pub unsafe fn set_main_attrs(id: i64, ns: *mut PyObject) -> Result<Result<Outcome, ConvertError>, InterpError> {
+    // SAFETY: the caller's GIL is held and `ns` is live.
+    let value = match unsafe { to_value(ns, Fallback::Pickle) } {
+        Ok(value) => value,
+        Err(e) => return Ok(Err(e)),
+    };
+    // SAFETY: the closure runs inside the target, under its GIL.
+    let outcome = unsafe {
+        run_in(id, || {
+            let Ok(ns) = from_value(&value) else {
+                return rebuild_failed();
+            };
+            let updated = main_dict().and_then(|globals| {
+                if PyDict_Update(globals.as_ptr(), ns.as_ptr()) < 0 {
+                    Err(py::Raised)
+                } else {
+                    Ok(())
+                }
+            });
+            match updated {
+                Ok(()) => Outcome::Returned(Value::None),
+                Err(_) => Outcome::Failed(snapshot()),
+            }
+        })
+    };
+    outcome.map(Ok)
+}
+
+/// An input converted fine in the sender but could not be rebuilt here
+/// (typically: a pickled object whose class the target cannot import).
+fn rebuild_failed() -> Outcome {
+    // SAFETY: called inside the target, under its GIL, with an exception set.
+    let snap = unsafe { snapshot() };
+    Outcome::NotShareable(format!(
+        "an object could not be rebuilt in the target interpreter: {}",
+        snap.errdisplay.trim_end()
+    ))
+}
+
+/// Takes the pending exception of the current interpreter as plain data.
+/// Never fails: each part that cannot be computed gets a placeholder.
+///
+/// # Safety
+/// The GIL is held and an exception is set.
+pub unsafe fn snapshot() -> Snapshot {
+    // SAFETY (for the whole body): the GIL is held; every failure inside is
+    // cleared so the snapshot itself can never raise.
+    unsafe {
+        let Some(exc) = py::take_exception() else {
+            return Snapshot {
+                type_name: "SystemError".into(),
+                type_qualname: "SystemError".into(),
+                type_module: "builtins".into(),
+                msg: "error return without exception set".into(),
+                formatted: "SystemError: error return without exception set\n".into(),
+                errdisplay: "SystemError: error return without exception set\n".into(),
+                pickled: None,
+            };
+        };
+        let ty = Py_TYPE(exc.as_ptr()).cast::<PyObject>();
+        let attr = |name: &std::ffi::CStr| match py::getattr(ty, name) {
+            Ok(v) => py::display(v.as_ptr()),
+            Err(_) => {
+                PyErr_Clear();
+                "?".to_owned()
+            }
+        };
+        let type_name = attr(c"__name__");
+        let type_qualname = attr(c"__qualname__");
+        let type_module = attr(c"__module__");
+        let msg = match Owned::from_new(PyObject_Str(exc.as_ptr())) {
+            Some(s) => py::display(s.as_ptr()),
+            None => {
+                PyErr_Clear();
+                format!("<exception str() failed for {type_qualname}>")
+            }
+        };
+        let qualified = if type_module == "builtins" { type_qualname.clone() } else { format!("{type_module}.{type_qualname}") };
+        let plain = if msg.is_empty() { format!("{qualified}\n") } else { format!("{qualified}: {msg}\n") };
+        let formatted = traceback_text(exc.as_ptr(), c"format_exception").unwrap_or_else(|| plain.clone());
+        let errdisplay = traceback_text(exc.as_ptr(), c"format_exception_only").unwrap_or(plain);
+        let pickled = match to_value(exc.as_ptr(), Fallback::Pickle) {
+            Ok(Value::Pickled(data)) => Some(data),
+            Ok(_) => None,
+            Err(_) => {
+                PyErr_Clear();
+                None
+            }
+        };
+        Snapshot { type_name, type_qualname, type_module, msg, formatted, errdisplay, pickled }
+    }
+}
+
+/// `"".join(traceback.<func>(exc))`, or `None` if any step fails.
+unsafe fn traceback_text(exc: *mut PyObject, func: &std::ffi::CStr) -> Option<String> {
+    // SAFETY: the GIL is held; failures are cleared.
+    unsafe {
+        let text = (|| -> PyResult<String> {
+            let traceback = py::import(c"traceback")?;
+            let format = py::getattr(traceback.as_ptr(), func)?;
+            let lines = py::call1(format.as_ptr(), exc)?;
+            let empty = py::check(py::new_str(""))?;
+            let joined = py::check(PyUnicode_Join(empty.as_ptr(), lines.as_ptr()))?;
+            Ok(py::str_utf8(joined.as_ptr())?.to_owned())
+        })();
+        if text.is_err() {
+            PyErr_Clear();
+        }
+        text.ok()
+    }
+}

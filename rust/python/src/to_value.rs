@@ -1,0 +1,344 @@
+//! Python object -> `Value`, under the sending interpreter's GIL.
+//!
+//! Only *exact* builtin types convert natively: a subclass (an `IntEnum`, a
+//! `defaultdict`) would lose its type, so it takes the pickle path like any
+//! other object. Pickling happens per leaf, so one odd item in a big list
+//! does not force the whole list through pickle.
+//!
+//! Cycles and nesting deeper than `MAX_DEPTH` are refused with a message
+//! rather than recursing until the native stack runs out.
+
+use std::ffi::c_char;
+
+use interpreters_aio_core::{ShippedFunction, Value, MAX_DEPTH};
+use pyo3_ffi::*;
+
+use crate::py::{self, Owned, Raised};
+
+/// Why an object could not be turned into a `Value`.
+#[derive(Debug)]
+pub enum ConvertError {
+    /// A Python exception is set in the current interpreter (e.g. MemoryError).
+    Raised,
+    /// The object cannot cross; the text says what and why.
+    NotShareable(String),
+}
+
+impl From<Raised> for ConvertError {
+    fn from(_: Raised) -> Self {
+        ConvertError::Raised
+    }
+}
+
+type Result<T> = std::result::Result<T, ConvertError>;
+
+/// What may be used for objects that are not natively shareable.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    /// Pickle them (and ship `__main__` functions by their code).
+    Pickle,
+    /// Refuse them: only native data may cross.
+    Refuse,
+}
+
+/// Converts `obj` into a `Value`.
+///
+/// # Safety
+/// The GIL of the interpreter owning `obj` is held.
+pub unsafe fn to_value(obj: *mut PyObject, fallback: Fallback) -> Result<Value> {
+    let mut encoder = Encoder { fallback, open_containers: Vec::new(), dumps: None };
+    // SAFETY: forwarded from the caller.
+    unsafe { encoder.encode(obj) }
+}
+
+/// Whether `obj` converts without pickling.
+///
+/// # Safety
+/// The GIL is held and `obj` is valid.
+pub unsafe fn is_shareable(obj: *mut PyObject) -> bool {
+    // SAFETY: forwarded from the caller.
+    match unsafe { to_value(obj, Fallback::Refuse) } {
+        Ok(_) => true,
+        Err(ConvertError::NotShareable(_)) => false,
+        Err(ConvertError::Raised) => {
+            // SAFETY: the GIL is held; the failure (e.g. MemoryError) answers "no".
+            unsafe { PyErr_Clear() };
+            false
+        }
+    }
+}
+
+struct Encoder {
+    fallback: Fallback,
+    /// Containers being converted right now, to spot one that holds itself.
+    open_containers: Vec<*mut PyObject>,
+    /// `pickle.dumps` of the current interpreter, fetched on first need.
+    dumps: Option<Owned>,
+}
+
+fn is_type(obj: *mut PyObject, ty: *mut PyTypeObject) -> bool {
+    // SAFETY: reading the type pointer of a valid object; callers pass live objects.
+    unsafe { Py_TYPE(obj) == ty }
+}
+
+impl Encoder {
+    unsafe fn encode(&mut self, obj: *mut PyObject) -> Result<Value> {
+        // SAFETY (for the whole body): the GIL is held and `obj` is live; every
+        // type-specific call below is made only after checking the exact type.
+        unsafe {
+            if obj == Py_None() {
+                return Ok(Value::None);
+            }
+            if is_type(obj, &raw mut PyBool_Type) {
+                return Ok(Value::Bool(obj == Py_True()));
+            }
+            if is_type(obj, &raw mut PyLong_Type) {
+                return encode_int(obj);
+            }
+            if is_type(obj, &raw mut PyFloat_Type) {
+                return Ok(Value::Float(PyFloat_AS_DOUBLE(obj)));
+            }
+            if is_type(obj, &raw mut PyUnicode_Type) {
+                return encode_str(obj);
+            }
+            if is_type(obj, &raw mut PyBytes_Type) {
+                let data = PyBytes_AsString(obj).cast::<u8>();
+                let len = PyBytes_Size(obj) as usize;
+                return Ok(Value::Bytes(std::slice::from_raw_parts(data, len).into()));
+            }
+            if is_type(obj, &raw mut PyComplex_Type) {
+                return Ok(Value::Complex(PyComplex_RealAsDouble(obj), PyComplex_ImagAsDouble(obj)));
+            }
+            let container = is_type(obj, &raw mut PyTuple_Type)
+                || is_type(obj, &raw mut PyList_Type)
+                || is_type(obj, &raw mut PyDict_Type)
+                || is_type(obj, &raw mut PySet_Type)
+                || is_type(obj, &raw mut PyFrozenSet_Type);
+            if container {
+                return self.encode_container(obj);
+            }
+            if is_type(obj, &raw mut PyFunction_Type) {
+                if let Some(shipped) = self.ship_function(obj)? {
+                    return Ok(shipped);
+                }
+            }
+            self.encode_fallback(obj)
+        }
+    }
+
+    unsafe fn encode_container(&mut self, obj: *mut PyObject) -> Result<Value> {
+        if self.open_containers.len() >= MAX_DEPTH {
+            // SAFETY: the GIL is held and `obj` is live.
+            let name = unsafe { py::type_name(obj) };
+            return Err(ConvertError::NotShareable(format!(
+                "{name} object is nested more than {MAX_DEPTH} levels deep"
+            )));
+        }
+        if self.open_containers.contains(&obj) {
+            // SAFETY: as above.
+            let name = unsafe { py::type_name(obj) };
+            return Err(ConvertError::NotShareable(format!(
+                "{name} object contains itself (a reference cycle), which cannot be copied"
+            )));
+        }
+        self.open_containers.push(obj);
+        // SAFETY: the GIL is held and `obj` is one of the container types checked below.
+        let result = unsafe { self.encode_items(obj) };
+        self.open_containers.pop();
+        result
+    }
+
+    unsafe fn encode_items(&mut self, obj: *mut PyObject) -> Result<Value> {
+        // SAFETY (for the whole body): the GIL is held, `obj`'s exact type was
+        // checked by the caller, and every item is kept alive by a strong
+        // reference while it is converted (converting may run Python code,
+        // e.g. a pickler, that mutates the container).
+        unsafe {
+            if is_type(obj, &raw mut PyTuple_Type) {
+                let len = PyTuple_GET_SIZE(obj);
+                let mut items = Vec::with_capacity(len as usize);
+                for i in 0..len {
+                    items.push(self.encode(PyTuple_GET_ITEM(obj, i))?);
+                }
+                return Ok(Value::Tuple(items));
+            }
+            if is_type(obj, &raw mut PyList_Type) {
+                let mut items = Vec::with_capacity(PyList_GET_SIZE(obj) as usize);
+                let mut i = 0;
+                while i < PyList_GET_SIZE(obj) {
+                    let item = Owned::from_borrowed(PyList_GET_ITEM(obj, i));
+                    items.push(self.encode(item.as_ptr())?);
+                    i += 1;
+                }
+                return Ok(Value::List(items));
+            }
+            if is_type(obj, &raw mut PyDict_Type) {
+                let mut pairs = Vec::with_capacity(PyDict_Size(obj) as usize);
+                let mut pos: Py_ssize_t = 0;
+                let (mut key, mut value) = (std::ptr::null_mut(), std::ptr::null_mut());
+                while PyDict_Next(obj, &mut pos, &mut key, &mut value) != 0 {
+                    let (key, value) = (Owned::from_borrowed(key), Owned::from_borrowed(value));
+                    let k = self.encode(key.as_ptr())?;
+                    let v = self.encode(value.as_ptr())?;
+                    pairs.push((k, v));
+                }
+                return Ok(Value::Dict(pairs));
+            }
+            let iter = py::check(PyObject_GetIter(obj))?;
+            let mut items = Vec::with_capacity(PySet_Size(obj).max(0) as usize);
+            while let Some(item) = Owned::from_new(PyIter_Next(iter.as_ptr())) {
+                items.push(self.encode(item.as_ptr())?);
+            }
+            if !PyErr_Occurred().is_null() {
+                return Err(ConvertError::Raised);
+            }
+            if is_type(obj, &raw mut PySet_Type) {
+                Ok(Value::Set(items))
+            } else {
+                Ok(Value::FrozenSet(items))
+            }
+        }
+    }
+
+    /// Ships a function that pickle could not find by name in the receiver:
+    /// one defined in `__main__`, a lambda, or a nested function. Returns
+    /// `None` for functions that pickle can send by reference.
+    unsafe fn ship_function(&mut self, func: *mut PyObject) -> Result<Option<Value>> {
+        // SAFETY (for the whole body): the GIL is held and `func` is an exact
+        // function object; the accessors return borrowed references it owns.
+        unsafe {
+            let module = PyFunction_GetModule(func);
+            let in_main = !module.is_null()
+                && PyUnicode_Check(module) != 0
+                && PyUnicode_CompareWithASCIIString(module, c"__main__".as_ptr()) == 0;
+            let qualname = py::getattr(func, c"__qualname__")?;
+            let qualname_text = if PyUnicode_Check(qualname.as_ptr()) != 0 {
+                py::str_utf8(qualname.as_ptr())?.to_owned()
+            } else {
+                py::display(qualname.as_ptr())
+            };
+            let by_name_impossible = qualname_text.contains("<lambda>") || qualname_text.contains("<locals>");
+            if !in_main && !by_name_impossible {
+                return Ok(None);
+            }
+            if self.fallback == Fallback::Refuse {
+                return Err(ConvertError::NotShareable(format!(
+                    "function {qualname_text:?} is not shareable here: only data (None, bool, int, \
+                     float, complex, str, bytes and tuples, lists, dicts and sets of them) can cross"
+                )));
+            }
+            let closure = PyFunction_GetClosure(func);
+            if !closure.is_null() && closure != Py_None() {
+                let free = py::getattr(PyFunction_GetCode(func), c"co_freevars")
+                    .map(|names| py::display(names.as_ptr()))
+                    .unwrap_or_else(|_| {
+                        PyErr_Clear();
+                        "?".to_owned()
+                    });
+                return Err(ConvertError::NotShareable(format!(
+                    "function {qualname_text:?} uses variables of an enclosing function {free}, \
+                     which cannot be sent to another interpreter: define it at module level and \
+                     pass those values as arguments"
+                )));
+            }
+            let code = py::check(PyMarshal_WriteObjectToString(PyFunction_GetCode(func), 4))?;
+            let code_bytes = {
+                let data = PyBytes_AsString(code.as_ptr()).cast::<u8>();
+                std::slice::from_raw_parts(data, PyBytes_Size(code.as_ptr()) as usize).into()
+            };
+            let name_obj = py::getattr(func, c"__name__")?;
+            let name = py::str_utf8(name_obj.as_ptr())?.into();
+            let defaults = PyFunction_GetDefaults(func);
+            let defaults = if defaults.is_null() { Value::None } else { self.encode(defaults)? };
+            let kwdefaults = PyFunction_GetKwDefaults(func);
+            let kwdefaults = if kwdefaults.is_null() { Value::None } else { self.encode(kwdefaults)? };
+            Ok(Some(Value::Function(Box::new(ShippedFunction {
+                code: code_bytes,
+                name,
+                qualname: qualname_text.into(),
+                defaults,
+                kwdefaults,
+            }))))
+        }
+    }
+
+    unsafe fn encode_fallback(&mut self, obj: *mut PyObject) -> Result<Value> {
+        // SAFETY (for the whole body): the GIL is held and `obj` is live.
+        unsafe {
+            let name = py::type_name(obj);
+            if self.fallback == Fallback::Refuse {
+                return Err(ConvertError::NotShareable(format!(
+                    "{name} object is not shareable: only None, bool, int, float, complex, str, \
+                     bytes and tuples, lists, dicts, sets and frozensets of them cross without pickle"
+                )));
+            }
+            if self.dumps.is_none() {
+                let pickle = py::import(c"pickle")?;
+                self.dumps = Some(py::getattr(pickle.as_ptr(), c"dumps")?);
+            }
+            let dumps = self.dumps.as_ref().map_or(std::ptr::null_mut(), Owned::as_ptr);
+            let protocol = py::check(PyLong_FromLong(5))?;
+            let args = [obj, protocol.as_ptr()];
+            let pickled = Owned::from_new(PyObject_Vectorcall(dumps, args.as_ptr(), 2, std::ptr::null_mut()));
+            let Some(pickled) = pickled else {
+                let why = py::take_exception()
+                    .map(|exc| format!("{}: {}", py::type_name(exc.as_ptr()), py::display(exc.as_ptr())))
+                    .unwrap_or_default();
+                return Err(ConvertError::NotShareable(format!(
+                    "{name} object is not shareable: it is not natively shareable and pickling it \
+                     failed ({why})"
+                )));
+            };
+            if PyBytes_Check(pickled.as_ptr()) == 0 {
+                return Err(ConvertError::NotShareable(format!("pickling a {name} object did not give bytes")));
+            }
+            let data = PyBytes_AsString(pickled.as_ptr()).cast::<u8>();
+            let len = PyBytes_Size(pickled.as_ptr()) as usize;
+            Ok(Value::Pickled(std::slice::from_raw_parts(data, len).into()))
+        }
+    }
+}
+
+unsafe fn encode_int(obj: *mut PyObject) -> Result<Value> {
+    let mut overflow: std::ffi::c_int = 0;
+    // SAFETY: `obj` is an exact int and the GIL is held.
+    let small = unsafe { PyLong_AsLongLongAndOverflow(obj, &mut overflow) };
+    if overflow == 0 {
+        // -1 is both a value and the error marker; only an error sets an exception.
+        // SAFETY: the GIL is held.
+        if small == -1 && unsafe { !PyErr_Occurred().is_null() } {
+            return Err(ConvertError::Raised);
+        }
+        return Ok(Value::Int(small));
+    }
+    // Hex is linear to produce and parse, and exempt from the int/str digit limit.
+    // SAFETY: `obj` is an int; the result is a new str such as "-0x1f".
+    let hex = unsafe { py::check(PyNumber_ToBase(obj, 16))? };
+    // SAFETY: `hex` is a str kept alive for the copy.
+    let text = unsafe { py::str_utf8(hex.as_ptr())? };
+    Ok(Value::BigInt(text.into()))
+}
+
+unsafe fn encode_str(obj: *mut PyObject) -> Result<Value> {
+    let mut size: Py_ssize_t = 0;
+    // SAFETY: `obj` is an exact str and the GIL is held.
+    let data = unsafe { PyUnicode_AsUTF8AndSize(obj, &mut size) };
+    if !data.is_null() {
+        // SAFETY: CPython returned `size` bytes of valid UTF-8 owned by `obj`.
+        let text = unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(data.cast(), size as usize)) };
+        return Ok(Value::Str(text.into()));
+    }
+    // Lone surrogates: valid in Python, not UTF-8. Keep them exactly.
+    // SAFETY: the GIL is held; the failed conversion left a UnicodeEncodeError to clear.
+    unsafe {
+        PyErr_Clear();
+        let encoded = py::check(PyUnicode_AsEncodedString(
+            obj,
+            c"utf-8".as_ptr(),
+            c"surrogatepass".as_ptr() as *const c_char,
+        ))?;
+        let data = PyBytes_AsString(encoded.as_ptr()).cast::<u8>();
+        let len = PyBytes_Size(encoded.as_ptr()) as usize;
+        Ok(Value::StrSurrogates(std::slice::from_raw_parts(data, len).into()))
+    }
+}
