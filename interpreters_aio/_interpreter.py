@@ -8,6 +8,7 @@ older names.
 
 from __future__ import annotations
 
+import operator
 import sys
 import textwrap
 import threading
@@ -36,8 +37,13 @@ _instances_lock = threading.Lock()
 
 
 def _check_id(id: object) -> int:
-    if not isinstance(id, int) or isinstance(id, bool):
-        raise TypeError(f"interpreter id must be an int, not {type(id).__name__}")
+    # Anything with __index__ will do (3.12's stdlib hands out InterpreterID objects).
+    if isinstance(id, bool):
+        raise TypeError("interpreter id must be an int, not bool")
+    try:
+        id = operator.index(id)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"interpreter id must be an int, not {type(id).__name__}") from None
     if id < 0:
         raise ValueError(f"interpreter id must be >= 0, not {id}")
     return id
@@ -72,7 +78,7 @@ class Interpreter:
     _id: int
 
     def __new__(cls, id: int, /) -> Interpreter:
-        _check_id(id)
+        id = _check_id(id)
         if not _core.exists(id):
             raise InterpreterNotFoundError(f"interpreter {id} not found")
         return _from_known_id(id)

@@ -58,9 +58,10 @@ impl Value {
     pub fn is_native(&self) -> bool {
         match self {
             Value::Pickled(_) | Value::Function(_) => false,
-            Value::Tuple(items) | Value::List(items) | Value::Set(items) | Value::FrozenSet(items) => {
-                items.iter().all(Value::is_native)
-            }
+            Value::Tuple(items)
+            | Value::List(items)
+            | Value::Set(items)
+            | Value::FrozenSet(items) => items.iter().all(Value::is_native),
             Value::Dict(pairs) => pairs.iter().all(|(k, v)| k.is_native() && v.is_native()),
             _ => true,
         }
@@ -72,14 +73,21 @@ impl Value {
         match self {
             Value::BigInt(s) | Value::Str(s) => own + s.len(),
             Value::StrSurrogates(b) | Value::Bytes(b) | Value::Pickled(b) => own + b.len(),
-            Value::Tuple(items) | Value::List(items) | Value::Set(items) | Value::FrozenSet(items) => {
-                own + items.iter().map(Value::heap_size).sum::<usize>()
-            }
+            Value::Tuple(items)
+            | Value::List(items)
+            | Value::Set(items)
+            | Value::FrozenSet(items) => own + items.iter().map(Value::heap_size).sum::<usize>(),
             Value::Dict(pairs) => {
-                own + pairs.iter().map(|(k, v)| k.heap_size() + v.heap_size()).sum::<usize>()
+                own + pairs
+                    .iter()
+                    .map(|(k, v)| k.heap_size() + v.heap_size())
+                    .sum::<usize>()
             }
             Value::Function(f) => {
-                own + f.code.len() + f.name.len() + f.qualname.len() + f.defaults.heap_size()
+                own + f.code.len()
+                    + f.name.len()
+                    + f.qualname.len()
+                    + f.defaults.heap_size()
                     + f.kwdefaults.heap_size()
             }
             _ => own,
@@ -93,11 +101,17 @@ mod tests {
 
     #[test]
     fn nativeness_looks_inside_containers() {
-        let native = Value::Dict(vec![(Value::Str("a".into()), Value::List(vec![Value::Int(1)]))]);
+        let native = Value::Dict(vec![(
+            Value::Str("a".into()),
+            Value::List(vec![Value::Int(1)]),
+        )]);
         assert!(native.is_native());
         let mixed = Value::Tuple(vec![Value::Int(1), Value::Pickled(Box::new([1, 2]))]);
         assert!(!mixed.is_native());
-        let nested = Value::Dict(vec![(Value::Int(1), Value::Set(vec![Value::Pickled(Box::new([]))]))]);
+        let nested = Value::Dict(vec![(
+            Value::Int(1),
+            Value::Set(vec![Value::Pickled(Box::new([]))]),
+        )]);
         assert!(!nested.is_native());
     }
 

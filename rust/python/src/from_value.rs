@@ -28,7 +28,7 @@ struct Decoder {
 
 impl Decoder {
     unsafe fn decode(&mut self, value: &Value) -> PyResult<Owned> {
-        // SAFETY (for the whole body): the GIL is held; each constructor returns
+        // SAFETY: for the whole body, the GIL is held; each constructor returns
         // a new reference or null with an exception set, which `check` turns
         // into `Err`; containers are filled before anyone else can see them.
         unsafe {
@@ -37,9 +37,8 @@ impl Decoder {
                 Value::Bool(b) => py::check(py::new_bool(*b)),
                 Value::Int(i) => py::check(PyLong_FromLongLong(*i)),
                 Value::BigInt(hex) => {
-                    let text = std::ffi::CString::new(hex.as_bytes()).map_err(|_| {
-                        py::raise(PyExc_ValueError, "corrupt integer payload")
-                    })?;
+                    let text = std::ffi::CString::new(hex.as_bytes())
+                        .map_err(|_| py::raise(PyExc_ValueError, "corrupt integer payload"))?;
                     // Base 0 reads the "0x" prefix CPython wrote (with its sign).
                     py::check(PyLong_FromString(text.as_ptr(), std::ptr::null_mut(), 0))
                 }
@@ -103,21 +102,27 @@ impl Decoder {
     }
 
     unsafe fn unpickle(&mut self, data: &[u8]) -> PyResult<Owned> {
-        // SAFETY (for the whole body): the GIL is held; `loads` is this
+        // SAFETY: for the whole body, the GIL is held; `loads` is this
         // interpreter's `pickle.loads`, fetched here and kept alive in `self`.
         unsafe {
             if self.loads.is_none() {
                 let pickle = py::import(c"pickle")?;
                 self.loads = Some(py::getattr(pickle.as_ptr(), c"loads")?);
             }
-            let bytes = py::check(PyBytes_FromStringAndSize(data.as_ptr().cast::<c_char>(), data.len() as Py_ssize_t))?;
-            let loads = self.loads.as_ref().map_or(std::ptr::null_mut(), Owned::as_ptr);
+            let bytes = py::check(PyBytes_FromStringAndSize(
+                data.as_ptr().cast::<c_char>(),
+                data.len() as Py_ssize_t,
+            ))?;
+            let loads = self
+                .loads
+                .as_ref()
+                .map_or(std::ptr::null_mut(), Owned::as_ptr);
             py::call1(loads, bytes.as_ptr())
         }
     }
 
     unsafe fn rebuild_function(&mut self, func: &ShippedFunction) -> PyResult<Owned> {
-        // SAFETY (for the whole body): the GIL is held; every object made here
+        // SAFETY: for the whole body, the GIL is held; every object made here
         // is owned by the current interpreter.
         unsafe {
             let code = py::check(PyMarshal_ReadObjectFromString(
@@ -125,11 +130,18 @@ impl Decoder {
                 func.code.len() as Py_ssize_t,
             ))?;
             if PyCode_Check(code.as_ptr()) == 0 {
-                return Err(py::raise(PyExc_TypeError, "shipped function payload is not a code object"));
+                return Err(py::raise(
+                    PyExc_TypeError,
+                    "shipped function payload is not a code object",
+                ));
             }
             let main = main_dict()?;
             let qualname = py::check(py::new_str(&func.qualname))?;
-            let function = py::check(PyFunction_NewWithQualName(code.as_ptr(), main.as_ptr(), qualname.as_ptr()))?;
+            let function = py::check(PyFunction_NewWithQualName(
+                code.as_ptr(),
+                main.as_ptr(),
+                qualname.as_ptr(),
+            ))?;
             if func.defaults != Value::None {
                 let defaults = self.decode(&func.defaults)?;
                 if PyFunction_SetDefaults(function.as_ptr(), defaults.as_ptr()) < 0 {

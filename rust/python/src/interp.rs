@@ -152,9 +152,13 @@ pub unsafe fn create(sys_path: Option<&Value>) -> Result<i64, InterpError> {
             "unknown error".to_owned()
         } else {
             // SAFETY: err_msg is a static NUL-terminated C string from CPython.
-            unsafe { CStr::from_ptr(status.err_msg) }.to_string_lossy().into_owned()
+            unsafe { CStr::from_ptr(status.err_msg) }
+                .to_string_lossy()
+                .into_owned()
         };
-        return Err(InterpError::Refused(format!("interpreter creation failed: {msg}")));
+        return Err(InterpError::Refused(format!(
+            "interpreter creation failed: {msg}"
+        )));
     }
     // SAFETY: `parked` is the new interpreter's current thread state; we hold
     // its GIL until the swap back below.
@@ -175,7 +179,9 @@ pub unsafe fn create(sys_path: Option<&Value>) -> Result<i64, InterpError> {
             let _ = close(id);
             PyErr_Clear();
         }
-        return Err(InterpError::Refused(format!("interpreter {id} could not be set up")));
+        return Err(InterpError::Refused(format!(
+            "interpreter {id} could not be set up"
+        )));
     }
     Ok(id)
 }
@@ -230,6 +236,7 @@ pub unsafe fn enter(id: i64) -> Result<Entered, InterpError> {
         Ok(ticket) => ticket,
         // SAFETY: the caller holds a GIL.
         Err(TableError::NotFound(_)) if unsafe { exists(id) } => {
+            // SAFETY: the runtime is initialized.
             if id == unsafe { main_id() } {
                 return Err(TableError::Running(id).into());
             }
@@ -252,7 +259,10 @@ pub unsafe fn enter(id: i64) -> Result<Entered, InterpError> {
             if fresh.is_null() {
                 TABLE.end_run(id);
                 // SAFETY: the caller's GIL is held.
-                return Err(unsafe { py::raise(PyExc_MemoryError, "cannot create a thread state") }.into());
+                return Err(unsafe {
+                    py::raise(PyExc_MemoryError, "cannot create a thread state")
+                }
+                .into());
             }
             TABLE.cache_thread_state(id, fresh as usize);
             fresh
@@ -296,10 +306,14 @@ pub unsafe fn close(id: i64) -> Result<(), InterpError> {
     // SAFETY: the caller holds a GIL.
     let (current, main) = unsafe { (current_id(), main_id()) };
     if id == main {
-        return Err(InterpError::Refused("cannot close the main interpreter".into()));
+        return Err(InterpError::Refused(
+            "cannot close the main interpreter".into(),
+        ));
     }
     if id == current {
-        return Err(InterpError::Refused(format!("cannot close interpreter {id}: it is the current interpreter")));
+        return Err(InterpError::Refused(format!(
+            "cannot close interpreter {id}: it is the current interpreter"
+        )));
     }
     let ticket = match TABLE.begin_close(id) {
         Ok(ticket) => ticket,
@@ -311,7 +325,9 @@ pub unsafe fn close(id: i64) -> Result<(), InterpError> {
             return Ok(()); // already closed
         }
         Err(TableError::Running(_)) => {
-            return Err(InterpError::Refused(format!("cannot close interpreter {id}: it is running")));
+            return Err(InterpError::Refused(format!(
+                "cannot close interpreter {id}: it is running"
+            )));
         }
         Err(e) => return Err(e.into()),
     };
@@ -337,7 +353,9 @@ pub unsafe fn close(id: i64) -> Result<(), InterpError> {
         // SAFETY: back to the caller; the interpreter stays usable.
         unsafe { PyThreadState_Swap(caller) };
         TABLE.abort_close(id);
-        return Err(InterpError::Refused(format!("cannot close interpreter {id}: {why}")));
+        return Err(InterpError::Refused(format!(
+            "cannot close interpreter {id}: {why}"
+        )));
     }
     // SAFETY: the parked state is current and the only thread state left; after
     // Py_EndInterpreter this thread has none, so swapping to `caller` restores it.
@@ -357,15 +375,23 @@ unsafe fn join_other_threads(parked: *mut PyThreadState) -> Result<(), String> {
         if count_thread_states(parked) == 1 {
             return Ok(());
         }
-        let src = c"import threading as _t\n\
-for _th in _t.enumerate():\n\
-    if _th is not _t.main_thread() and not isinstance(_th, _t._DummyThread) and _th.is_alive():\n\
-        _th.join()\n";
+        let src = cr#"
+import threading as _t
+for _th in _t.enumerate():
+    if _th is not _t.main_thread() and not isinstance(_th, _t._DummyThread) and _th.is_alive():
+        _th.join()
+"#;
         let globals = Owned::from_new(PyDict_New());
         if let Some(globals) = globals {
             let builtins = PyEval_GetBuiltins();
             PyDict_SetItemString(globals.as_ptr(), c"__builtins__".as_ptr(), builtins);
-            let result = PyRun_StringFlags(src.as_ptr(), Py_file_input, globals.as_ptr(), globals.as_ptr(), std::ptr::null_mut());
+            let result = PyRun_StringFlags(
+                src.as_ptr(),
+                Py_file_input,
+                globals.as_ptr(),
+                globals.as_ptr(),
+                std::ptr::null_mut(),
+            );
             if result.is_null() {
                 PyErr_Clear();
             } else {
@@ -382,10 +408,19 @@ for _th in _t.enumerate():\n\
 }
 
 unsafe fn count_thread_states(parked: *mut PyThreadState) -> usize {
+    // SAFETY: forwarded from the caller.
+    unsafe { count_current_thread_states(PyThreadState_GetInterpreter(parked)) }
+}
+
+/// Number of thread states of `interp`.
+///
+/// # Safety
+/// The caller holds `interp`'s GIL.
+unsafe fn count_current_thread_states(interp: *mut PyInterpreterState) -> usize {
     let mut n = 0;
     // SAFETY: we hold the interpreter's GIL, which guards its thread list.
     unsafe {
-        let mut t = PyInterpreterState_ThreadHead(PyThreadState_GetInterpreter(parked));
+        let mut t = PyInterpreterState_ThreadHead(interp);
         while !t.is_null() {
             n += 1;
             t = PyThreadState_Next(t);
@@ -413,10 +448,26 @@ pub unsafe fn interrupt(id: i64) -> bool {
             return false;
         }
         let caller = PyThreadState_Swap(temp);
-        let found = PyThreadState_SetAsyncExc(ident as std::ffi::c_long, PyExc_KeyboardInterrupt) > 0;
+        let found =
+            PyThreadState_SetAsyncExc(ident as std::ffi::c_long, PyExc_KeyboardInterrupt) > 0;
         PyThreadState_Clear(temp);
         PyThreadState_Swap(caller);
         PyThreadState_Delete(temp);
         found
+    }
+}
+
+/// How many thread states interpreter `id` has, counted from inside it (so
+/// the caller's own cached state is included). For tests of the cache.
+///
+/// # Safety
+/// The caller holds its interpreter's GIL.
+pub unsafe fn thread_state_count(id: i64) -> Result<usize, InterpError> {
+    // SAFETY: inside the target we hold its GIL until `leave`.
+    unsafe {
+        let entered = enter(id)?;
+        let n = count_current_thread_states(PyInterpreterState_Get());
+        entered.leave();
+        Ok(n)
     }
 }

@@ -78,9 +78,9 @@ pub type PyResult<T> = Result<T, Raised>;
 pub unsafe fn raise(exc_type: *mut PyObject, msg: &str) -> Raised {
     // SAFETY: the caller holds the GIL; the string is a new reference or null.
     unsafe {
-        match Owned::from_new(new_str(msg)) {
-            Some(text) => PyErr_SetObject(exc_type, text.as_ptr()),
-            None => {} // MemoryError is already set.
+        // Without the text, MemoryError is already set.
+        if let Some(text) = Owned::from_new(new_str(msg)) {
+            PyErr_SetObject(exc_type, text.as_ptr());
         }
     }
     Raised
@@ -107,7 +107,9 @@ pub unsafe fn str_utf8<'a>(obj: *mut PyObject) -> PyResult<&'a str> {
         return Err(Raised);
     }
     // SAFETY: CPython returned `size` bytes of valid UTF-8 owned by `obj`.
-    Ok(unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(data.cast(), size as usize)) })
+    Ok(unsafe {
+        std::str::from_utf8_unchecked(std::slice::from_raw_parts(data.cast(), size as usize))
+    })
 }
 
 /// `str(obj)` as Rust text, or a placeholder when `str()` itself fails (the

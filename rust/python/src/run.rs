@@ -53,14 +53,27 @@ unsafe fn run_in(id: i64, work: impl FnOnce() -> Outcome) -> Result<Outcome, Int
 pub unsafe fn exec(id: i64, source: &str) -> Result<Outcome, InterpError> {
     let source = std::ffi::CString::new(source)
         // SAFETY: the caller's GIL is held.
-        .map_err(|_| unsafe { py::raise(PyExc_ValueError, "source code must not contain NUL characters") })?;
+        .map_err(|_| unsafe {
+            py::raise(
+                PyExc_ValueError,
+                "source code must not contain NUL characters",
+            )
+        })?;
     // SAFETY: the closure runs inside the target, under its GIL.
     unsafe {
         run_in(id, || {
             let ran = (|| -> PyResult<()> {
-                let code = py::check(Py_CompileString(source.as_ptr(), c"<string>".as_ptr(), Py_file_input))?;
+                let code = py::check(Py_CompileString(
+                    source.as_ptr(),
+                    c"<string>".as_ptr(),
+                    Py_file_input,
+                ))?;
                 let globals = main_dict()?;
-                py::check(PyEval_EvalCode(code.as_ptr(), globals.as_ptr(), globals.as_ptr()))?;
+                py::check(PyEval_EvalCode(
+                    code.as_ptr(),
+                    globals.as_ptr(),
+                    globals.as_ptr(),
+                ))?;
                 Ok(())
             })();
             match ran {
@@ -88,7 +101,11 @@ pub unsafe fn call(
         (|| -> Result<(Value, Value, Value), ConvertError> {
             let f = to_value(callable, Fallback::Pickle)?;
             let a = to_value(args, Fallback::Pickle)?;
-            let k = if kwargs.is_null() { Value::None } else { to_value(kwargs, Fallback::Pickle)? };
+            let k = if kwargs.is_null() {
+                Value::None
+            } else {
+                to_value(kwargs, Fallback::Pickle)?
+            };
             Ok((f, a, k))
         })()
     };
@@ -100,7 +117,11 @@ pub unsafe fn call(
     let outcome = unsafe {
         run_in(id, || {
             let rebuilt = (|| -> PyResult<(Owned, Owned, Option<Owned>)> {
-                let k = if k == Value::None { None } else { Some(from_value(&k)?) };
+                let k = if k == Value::None {
+                    None
+                } else {
+                    Some(from_value(&k)?)
+                };
                 Ok((from_value(&f)?, from_value(&a)?, k))
             })();
             let (f, a, k) = match rebuilt {
@@ -112,9 +133,9 @@ pub unsafe fn call(
                 None => Outcome::Failed(snapshot()),
                 Some(result) => match to_value(result.as_ptr(), Fallback::Pickle) {
                     Ok(value) => Outcome::Returned(value),
-                    Err(ConvertError::NotShareable(why)) => {
-                        Outcome::NotShareable(format!("the call's result cannot be sent back: {why}"))
-                    }
+                    Err(ConvertError::NotShareable(why)) => Outcome::NotShareable(format!(
+                        "the call's result cannot be sent back: {why}"
+                    )),
                     Err(ConvertError::Raised) => Outcome::Failed(snapshot()),
                 },
             }
@@ -127,7 +148,10 @@ pub unsafe fn call(
 ///
 /// # Safety
 /// The caller holds its interpreter's GIL and `ns` is a live dict.
-pub unsafe fn set_main_attrs(id: i64, ns: *mut PyObject) -> Result<Result<Outcome, ConvertError>, InterpError> {
+pub unsafe fn set_main_attrs(
+    id: i64,
+    ns: *mut PyObject,
+) -> Result<Result<Outcome, ConvertError>, InterpError> {
     // SAFETY: the caller's GIL is held and `ns` is live.
     let value = match unsafe { to_value(ns, Fallback::Pickle) } {
         Ok(value) => value,
@@ -172,7 +196,7 @@ fn rebuild_failed() -> Outcome {
 /// # Safety
 /// The GIL is held and an exception is set.
 pub unsafe fn snapshot() -> Snapshot {
-    // SAFETY (for the whole body): the GIL is held; every failure inside is
+    // SAFETY: for the whole body, the GIL is held; every failure inside is
     // cleared so the snapshot itself can never raise.
     unsafe {
         let Some(exc) = py::take_exception() else {
@@ -204,9 +228,18 @@ pub unsafe fn snapshot() -> Snapshot {
                 format!("<exception str() failed for {type_qualname}>")
             }
         };
-        let qualified = if type_module == "builtins" { type_qualname.clone() } else { format!("{type_module}.{type_qualname}") };
-        let plain = if msg.is_empty() { format!("{qualified}\n") } else { format!("{qualified}: {msg}\n") };
-        let formatted = traceback_text(exc.as_ptr(), c"format_exception").unwrap_or_else(|| plain.clone());
+        let qualified = if type_module == "builtins" {
+            type_qualname.clone()
+        } else {
+            format!("{type_module}.{type_qualname}")
+        };
+        let plain = if msg.is_empty() {
+            format!("{qualified}\n")
+        } else {
+            format!("{qualified}: {msg}\n")
+        };
+        let formatted =
+            traceback_text(exc.as_ptr(), c"format_exception").unwrap_or_else(|| plain.clone());
         let errdisplay = traceback_text(exc.as_ptr(), c"format_exception_only").unwrap_or(plain);
         let pickled = match to_value(exc.as_ptr(), Fallback::Pickle) {
             Ok(Value::Pickled(data)) => Some(data),
@@ -216,7 +249,15 @@ pub unsafe fn snapshot() -> Snapshot {
                 None
             }
         };
-        Snapshot { type_name, type_qualname, type_module, msg, formatted, errdisplay, pickled }
+        Snapshot {
+            type_name,
+            type_qualname,
+            type_module,
+            msg,
+            formatted,
+            errdisplay,
+            pickled,
+        }
     }
 }
 

@@ -46,7 +46,11 @@ pub enum Fallback {
 /// # Safety
 /// The GIL of the interpreter owning `obj` is held.
 pub unsafe fn to_value(obj: *mut PyObject, fallback: Fallback) -> Result<Value> {
-    let mut encoder = Encoder { fallback, open_containers: Vec::new(), dumps: None };
+    let mut encoder = Encoder {
+        fallback,
+        open_containers: Vec::new(),
+        dumps: None,
+    };
     // SAFETY: forwarded from the caller.
     unsafe { encoder.encode(obj) }
 }
@@ -83,7 +87,7 @@ fn is_type(obj: *mut PyObject, ty: *mut PyTypeObject) -> bool {
 
 impl Encoder {
     unsafe fn encode(&mut self, obj: *mut PyObject) -> Result<Value> {
-        // SAFETY (for the whole body): the GIL is held and `obj` is live; every
+        // SAFETY: for the whole body, the GIL is held and `obj` is live; every
         // type-specific call below is made only after checking the exact type.
         unsafe {
             if obj == Py_None() {
@@ -107,7 +111,10 @@ impl Encoder {
                 return Ok(Value::Bytes(std::slice::from_raw_parts(data, len).into()));
             }
             if is_type(obj, &raw mut PyComplex_Type) {
-                return Ok(Value::Complex(PyComplex_RealAsDouble(obj), PyComplex_ImagAsDouble(obj)));
+                return Ok(Value::Complex(
+                    PyComplex_RealAsDouble(obj),
+                    PyComplex_ImagAsDouble(obj),
+                ));
             }
             let container = is_type(obj, &raw mut PyTuple_Type)
                 || is_type(obj, &raw mut PyList_Type)
@@ -149,7 +156,7 @@ impl Encoder {
     }
 
     unsafe fn encode_items(&mut self, obj: *mut PyObject) -> Result<Value> {
-        // SAFETY (for the whole body): the GIL is held, `obj`'s exact type was
+        // SAFETY: for the whole body, the GIL is held, `obj`'s exact type was
         // checked by the caller, and every item is kept alive by a strong
         // reference while it is converted (converting may run Python code,
         // e.g. a pickler, that mutates the container).
@@ -204,7 +211,7 @@ impl Encoder {
     /// one defined in `__main__`, a lambda, or a nested function. Returns
     /// `None` for functions that pickle can send by reference.
     unsafe fn ship_function(&mut self, func: *mut PyObject) -> Result<Option<Value>> {
-        // SAFETY (for the whole body): the GIL is held and `func` is an exact
+        // SAFETY: for the whole body, the GIL is held and `func` is an exact
         // function object; the accessors return borrowed references it owns.
         unsafe {
             let module = PyFunction_GetModule(func);
@@ -217,7 +224,8 @@ impl Encoder {
             } else {
                 py::display(qualname.as_ptr())
             };
-            let by_name_impossible = qualname_text.contains("<lambda>") || qualname_text.contains("<locals>");
+            let by_name_impossible =
+                qualname_text.contains("<lambda>") || qualname_text.contains("<locals>");
             if !in_main && !by_name_impossible {
                 return Ok(None);
             }
@@ -249,9 +257,17 @@ impl Encoder {
             let name_obj = py::getattr(func, c"__name__")?;
             let name = py::str_utf8(name_obj.as_ptr())?.into();
             let defaults = PyFunction_GetDefaults(func);
-            let defaults = if defaults.is_null() { Value::None } else { self.encode(defaults)? };
+            let defaults = if defaults.is_null() {
+                Value::None
+            } else {
+                self.encode(defaults)?
+            };
             let kwdefaults = PyFunction_GetKwDefaults(func);
-            let kwdefaults = if kwdefaults.is_null() { Value::None } else { self.encode(kwdefaults)? };
+            let kwdefaults = if kwdefaults.is_null() {
+                Value::None
+            } else {
+                self.encode(kwdefaults)?
+            };
             Ok(Some(Value::Function(Box::new(ShippedFunction {
                 code: code_bytes,
                 name,
@@ -263,7 +279,7 @@ impl Encoder {
     }
 
     unsafe fn encode_fallback(&mut self, obj: *mut PyObject) -> Result<Value> {
-        // SAFETY (for the whole body): the GIL is held and `obj` is live.
+        // SAFETY: for the whole body, the GIL is held and `obj` is live.
         unsafe {
             let name = py::type_name(obj);
             if self.fallback == Fallback::Refuse {
@@ -276,13 +292,27 @@ impl Encoder {
                 let pickle = py::import(c"pickle")?;
                 self.dumps = Some(py::getattr(pickle.as_ptr(), c"dumps")?);
             }
-            let dumps = self.dumps.as_ref().map_or(std::ptr::null_mut(), Owned::as_ptr);
+            let dumps = self
+                .dumps
+                .as_ref()
+                .map_or(std::ptr::null_mut(), Owned::as_ptr);
             let protocol = py::check(PyLong_FromLong(5))?;
             let args = [obj, protocol.as_ptr()];
-            let pickled = Owned::from_new(PyObject_Vectorcall(dumps, args.as_ptr(), 2, std::ptr::null_mut()));
+            let pickled = Owned::from_new(PyObject_Vectorcall(
+                dumps,
+                args.as_ptr(),
+                2,
+                std::ptr::null_mut(),
+            ));
             let Some(pickled) = pickled else {
                 let why = py::take_exception()
-                    .map(|exc| format!("{}: {}", py::type_name(exc.as_ptr()), py::display(exc.as_ptr())))
+                    .map(|exc| {
+                        format!(
+                            "{}: {}",
+                            py::type_name(exc.as_ptr()),
+                            py::display(exc.as_ptr())
+                        )
+                    })
                     .unwrap_or_default();
                 return Err(ConvertError::NotShareable(format!(
                     "{name} object is not shareable: it is not natively shareable and pickling it \
@@ -290,7 +320,9 @@ impl Encoder {
                 )));
             };
             if PyBytes_Check(pickled.as_ptr()) == 0 {
-                return Err(ConvertError::NotShareable(format!("pickling a {name} object did not give bytes")));
+                return Err(ConvertError::NotShareable(format!(
+                    "pickling a {name} object did not give bytes"
+                )));
             }
             let data = PyBytes_AsString(pickled.as_ptr()).cast::<u8>();
             let len = PyBytes_Size(pickled.as_ptr()) as usize;
@@ -325,7 +357,9 @@ unsafe fn encode_str(obj: *mut PyObject) -> Result<Value> {
     let data = unsafe { PyUnicode_AsUTF8AndSize(obj, &mut size) };
     if !data.is_null() {
         // SAFETY: CPython returned `size` bytes of valid UTF-8 owned by `obj`.
-        let text = unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(data.cast(), size as usize)) };
+        let text = unsafe {
+            std::str::from_utf8_unchecked(std::slice::from_raw_parts(data.cast(), size as usize))
+        };
         return Ok(Value::Str(text.into()));
     }
     // Lone surrogates: valid in Python, not UTF-8. Keep them exactly.
@@ -339,6 +373,8 @@ unsafe fn encode_str(obj: *mut PyObject) -> Result<Value> {
         ))?;
         let data = PyBytes_AsString(encoded.as_ptr()).cast::<u8>();
         let len = PyBytes_Size(encoded.as_ptr()) as usize;
-        Ok(Value::StrSurrogates(std::slice::from_raw_parts(data, len).into()))
+        Ok(Value::StrSurrogates(
+            std::slice::from_raw_parts(data, len).into(),
+        ))
     }
 }

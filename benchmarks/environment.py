@@ -1,0 +1,76 @@
+"""What the results were measured on: Python, platform, and the extension's build.
+
+The Rust extension matters: ``maturin develop`` without ``--release`` builds
+an unoptimized binary, whose timings say little about the package. Such a
+build carries DWARF debug info (a release build strips it by default), which
+:func:`has_debug_info` detects by reading the ELF section headers.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import struct
+import sys
+from typing import Any
+
+import interpreters_aio
+from interpreters_aio import _core
+
+
+def has_debug_info(path: str) -> bool | None:
+    """Whether the ELF file at ``path`` has a ``.debug_info`` section.
+
+    ``None`` if it is not a 64-bit little-endian ELF file or cannot be read.
+    """
+    try:
+        with open(path, "rb") as file:
+            data = file.read()
+    except OSError:
+        return None
+    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:  # ELFCLASS64, little-endian
+        return None
+    try:
+        (shoff,) = struct.unpack_from("<Q", data, 0x28)
+        shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+        names_offset = struct.unpack_from("<Q", data, shoff + shstrndx * shentsize + 0x18)[0]
+        for index in range(shnum):
+            (name_index,) = struct.unpack_from("<I", data, shoff + index * shentsize)
+            start = names_offset + name_index
+            name = data[start : data.index(b"\0", start)]
+            if name == b".debug_info":
+                return True
+    except (struct.error, ValueError):
+        return None
+    return False
+
+
+def describe() -> dict[str, Any]:
+    """The facts printed above the tables and saved with the JSON results."""
+    extension = getattr(_core, "__file__", None) or ""
+    return {
+        "python": sys.version.split()[0],
+        "python_build": sys.version,
+        "implementation": platform.python_implementation(),
+        "executable": sys.executable,
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "interpreters_aio": interpreters_aio.__version__,
+        "extension": extension,
+        "extension_debug_info": has_debug_info(extension) if extension else None,
+    }
+
+
+def header_lines(env: dict[str, Any]) -> list[str]:
+    """Human-readable lines for the top of the report."""
+    lines = [
+        f"Python {env['python_build']}",
+        f"{env['implementation']} on {env['platform']}, {env['cpu_count']} CPUs",
+        f"interpreters_aio {env['interpreters_aio']} ({env['extension']})",
+    ]
+    if env["extension_debug_info"]:
+        lines.append(
+            "WARNING: the extension has debug info; if it is an unoptimized build "
+            "(maturin develop without --release), its timings are not representative"
+        )
+    return lines

@@ -1,0 +1,146 @@
+"""Runs the registered sections: sets each contender up, checks it, times it, cleans up.
+
+A contender that fails (setup error, wrong result, exception while timing) is
+recorded as an error, with its traceback on stderr, and the run goes on.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from .registry import NO_CHECK, Case, Contender, Section, qualified_name
+from .timing import Op, Timing, TimingConfig, measure, run_in_thread
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ContenderResult:
+    """The outcome for one contender of one case."""
+
+    contender: str
+    note: str
+    timing: Timing | None
+    """``None`` when the contender was not available or failed."""
+    unavailable: str = ""
+    """Why the contender does not exist here (reported as "n/a")."""
+    error: str = ""
+    """What went wrong, if it failed."""
+    target_speedup: float | None = None
+    """See :attr:`Contender.target_speedup`."""
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """The outcomes of one case."""
+
+    name: str
+    description: str
+    baseline: str
+    results: list[ContenderResult]
+
+    def baseline_time(self) -> float | None:
+        """The baseline contender's best time per operation, if it was measured."""
+        for result in self.results:
+            if result.contender == self.baseline and result.timing is not None:
+                return result.timing.best
+        return None
+
+    def target_met(self, result: ContenderResult) -> bool | None:
+        """Whether the baseline beats ``result`` by its target factor; ``None`` if
+        there is no target or nothing to compare."""
+        baseline = self.baseline_time()
+        if result.target_speedup is None or result.timing is None or baseline is None:
+            return None
+        return result.timing.best >= result.target_speedup * baseline
+
+
+@dataclass(frozen=True)
+class SectionResult:
+    """The outcomes of the selected cases of one section."""
+
+    name: str
+    description: str
+    cases: list[CaseResult]
+
+    @property
+    def failed(self) -> bool:
+        """Whether any contender failed."""
+        return any(r.error for case in self.cases for r in case.results)
+
+
+def _short_repr(value: object, limit: int = 120) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= limit else shown[:limit] + "..."
+
+
+def _check_and_measure(contender: Contender, op: Op, config: TimingConfig) -> Timing:
+    """Call ``op`` once (warm-up and result check), then time it."""
+    result = op()
+    if contender.expected is not NO_CHECK and result != contender.expected:
+        raise AssertionError(
+            f"{contender.name} returned {_short_repr(result)}, "
+            f"expected {_short_repr(contender.expected)}"
+        )
+    return measure(op, config)
+
+
+def run_contender(case: Case, contender: Contender, config: TimingConfig) -> ContenderResult:
+    """Set ``contender`` up, time it (in a new thread if the case says so), clean up."""
+    if contender.setup is None:
+        return ContenderResult(
+            contender.name, contender.note, None, unavailable=contender.reason or "n/a"
+        )
+    try:
+        with contender.setup() as op:
+            if case.in_thread:
+                timing = run_in_thread(lambda: _check_and_measure(contender, op, config))
+            else:
+                timing = _check_and_measure(contender, op, config)
+    except Exception as exc:
+        traceback.print_exc()
+        return ContenderResult(
+            contender.name, contender.note, None, error=f"{type(exc).__name__}: {exc}"
+        )
+    return ContenderResult(
+        contender.name, contender.note, timing, target_speedup=contender.target_speedup
+    )
+
+
+def matches(pattern: str | None, section: Section, case: Case) -> bool:
+    """Whether ``--only pattern`` selects the case (case-insensitive substring of
+    ``section/case``)."""
+    return pattern is None or pattern.lower() in qualified_name(section, case).lower()
+
+
+def run_section(
+    section: Section,
+    config: TimingConfig,
+    pattern: str | None = None,
+    progress: Progress | None = None,
+) -> SectionResult:
+    """Run the cases of ``section`` that ``pattern`` selects."""
+    cases = []
+    for case in section.build():
+        if not matches(pattern, section, case):
+            continue
+        results = []
+        for contender in case.contenders:
+            if progress is not None and contender.setup is not None:
+                progress(f"{qualified_name(section, case)}: {contender.name}")
+            results.append(run_contender(case, contender, config))
+        cases.append(CaseResult(case.name, case.description, case.baseline, results))
+    return SectionResult(section.name, section.description, cases)
+
+
+def run_all(
+    sections: Iterable[Section],
+    config: TimingConfig,
+    pattern: str | None = None,
+    progress: Progress | None = None,
+) -> list[SectionResult]:
+    """Run every section with at least one selected case."""
+    results = [run_section(section, config, pattern, progress) for section in sections]
+    return [result for result in results if result.cases]

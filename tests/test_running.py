@@ -1,0 +1,225 @@
+"""exec / call / prepare_main / call_in_thread semantics, and remote exceptions."""
+
+from __future__ import annotations
+
+import os
+import threading
+import traceback
+
+import pytest
+import workloads
+
+import interpreters_aio as interpreters
+from interpreters_aio import ExecutionFailed, InterpreterError, NotShareableError
+
+
+def test_state_persists_in_main_module(interp):
+    interp.exec("counter = 1")
+    interp.exec("counter += 41")
+    assert interp.call(workloads.main_eval, "counter") == 42
+    assert interp.call(workloads.main_eval, "__name__") == "__main__"
+
+
+def test_interpreters_are_isolated(interp):
+    other = interpreters.create()
+    try:
+        interp.exec("import sys; sys.marker = 'A'; shared = 1")
+        other.exec("import sys; sys.marker = 'B'")
+        assert interp.call(workloads.main_eval, "__import__('sys').marker") == "A"
+        assert other.call(workloads.main_eval, "__import__('sys').marker") == "B"
+        assert other.call(workloads.main_eval, "'shared' in globals()") is False
+    finally:
+        other.close()
+
+
+def test_exec_dedents_indented_blocks(interp):
+    interp.exec(
+        """
+        x = 3
+        if x:
+            y = x * 2
+        """
+    )
+    assert interp.call(workloads.main_eval, "y") == 6
+
+
+def test_call_returns_result_with_args_and_kwargs(interp):
+    assert interp.call(workloads.add, 1) == 11
+    assert interp.call(workloads.add, 1, 2, scale=3) == 9
+    assert interp.call(workloads.echo, 1, "a", k=[1, 2]) == ((1, "a"), {"k": [1, 2]})
+
+
+def test_call_builtin(interp):
+    assert interp.call(pow, 2, 100) == 2**100
+    assert interp.call(len, "abc") == 3
+
+
+def test_call_runs_in_the_target(interp):
+    assert interp.call(workloads.interpreter_id) == interp.id
+
+
+def test_nested_function_ships_by_code_with_target_globals(interp):
+    def _main_like(a, b=2, *, c=3):
+        return a + b + c + offset  # noqa: F821  (a global of the target's __main__)
+
+    interp.prepare_main(offset=100)
+    assert interp.call(_main_like, 1) == 106
+    assert interp.call(_main_like, 1, 1, c=1) == 103
+
+
+def test_lambda_ships_by_code(interp):
+    assert interp.call(lambda a, b=5: a * b, 3) == 15
+    interp.exec("base = 7")
+    assert interp.call(lambda: base + 1) == 8  # noqa: F821
+
+
+def test_closure_gets_clear_error(interp):
+    captured = 5
+
+    def uses_closure():
+        return captured
+
+    with pytest.raises(NotShareableError, match=r"enclosing function.*captured.*arguments"):
+        interp.call(uses_closure)
+
+
+def test_main_function_ships_by_code(run_python):
+    proc = run_python(
+        """
+        import interpreters_aio as interpreters
+
+        def work(n, *, twice=False):
+            return sum(range(n)) * (2 if twice else 1), __name__
+
+        interp = interpreters.create()
+        print(interp.call(work, 10, twice=True))
+        interp.close()
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "(90, '__main__')"
+
+
+def test_exec_exception_becomes_execution_failed(interp):
+    with pytest.raises(ExecutionFailed) as info:
+        interp.exec("raise KeyError('spam')")
+    exc = info.value
+    assert isinstance(exc, InterpreterError)
+    assert exc.excinfo.type.__name__ == "KeyError"
+    assert exc.excinfo.type.__qualname__ == "KeyError"
+    assert exc.excinfo.type.__module__ == "builtins"
+    assert exc.excinfo.msg == "'spam'"
+    assert exc.excinfo.errdisplay.strip() == "KeyError: 'spam'"
+    assert 'File "<string>", line 1' in exc.excinfo.formatted
+    assert str(exc) == "KeyError: 'spam'"
+
+
+def test_original_exception_is_the_cause_when_it_can_be_rebuilt(interp):
+    with pytest.raises(ExecutionFailed) as info:
+        interp.call(workloads.raise_value_error, "bad value")
+    cause = info.value.__cause__
+    assert type(cause) is ValueError
+    assert cause.args == ("bad value",)
+    assert isinstance(cause.__cause__, interpreters.RemoteTraceback)
+    # PEP 554's re-raise pattern works.
+    with pytest.raises(ValueError):
+        try:
+            interp.call(workloads.raise_value_error, "again")
+        except interpreters.RunFailedError as exc:
+            raise exc.__cause__ from None
+
+
+def test_printed_traceback_shows_the_remote_traceback(interp):
+    interp.exec("def inner():\n    raise RuntimeError('deep down')\n")
+    try:
+        interp.exec("inner()")
+    except ExecutionFailed as exc:
+        printed = "".join(traceback.format_exception(exc))
+    else:
+        pytest.fail("no exception")
+    assert "in inner" in printed
+    assert "RuntimeError: deep down" in printed
+    assert "ExecutionFailed" in printed
+
+
+def test_exception_class_only_known_remotely(interp):
+    interp.exec("class Custom(Exception): pass")
+    with pytest.raises(ExecutionFailed) as info:
+        interp.exec("raise Custom('only here')")
+    assert info.value.excinfo.type.__name__ == "Custom"
+    assert isinstance(info.value.__cause__, interpreters.RemoteTraceback)
+    assert "Custom: only here" in str(info.value.__cause__)
+
+
+def test_exception_whose_str_raises(interp):
+    with pytest.raises(ExecutionFailed) as info:
+        interp.call(workloads.raise_bad_str)
+    assert info.value.excinfo.type.__name__ == "BadStr"
+    assert "str() failed" in info.value.excinfo.msg
+    assert interp.call(workloads.add, 1) == 11  # still usable
+
+
+def test_syntax_error_leaves_interpreter_usable(interp):
+    with pytest.raises(ExecutionFailed) as info:
+        interp.exec("def broken(:\n")
+    assert info.value.excinfo.type.__name__ == "SyntaxError"
+    interp.exec("ok = True")
+    assert interp.call(workloads.main_eval, "ok") is True
+
+
+def test_system_exit_is_reported_not_obeyed(interp):
+    with pytest.raises(ExecutionFailed) as info:
+        interp.exec("raise SystemExit(3)")
+    assert info.value.excinfo.type.__name__ == "SystemExit"
+    interp.exec("pass")
+
+
+def test_prepare_main_binds_values(interp):
+    interp.prepare_main({"a": 1, "b": [1, 2]}, c="three", point=workloads.Point(1, 2))
+    assert interp.call(workloads.main_eval, "(a, b, c)") == (1, [1, 2], "three")
+    assert interp.call(workloads.main_eval, "point") == workloads.Point(1, 2)
+
+
+def test_prepare_main_rejects_non_str_names(interp):
+    with pytest.raises(TypeError, match="must be str"):
+        interp.prepare_main({1: "x"})
+
+
+def test_prepare_main_with_nothing_is_a_no_op(interp):
+    interp.prepare_main()
+    interp.prepare_main({})
+
+
+def test_call_in_thread_runs_in_parallel_thread(interp):
+    interp.exec("import threading; done = threading.Event()")
+    thread = interp.call_in_thread(workloads.main_exec, "result = 6 * 7")
+    assert isinstance(thread, threading.Thread)
+    thread.join(30)
+    assert not thread.is_alive()
+    assert interp.call(workloads.main_eval, "result") == 42
+
+
+def test_running_interpreter_refuses_a_second_runner(interp):
+    r, w = os.pipe()
+    try:
+        thread = interp.call_in_thread(workloads.signal_then_busy, w, 30_000_000)
+        assert os.read(r, 1) == b"x"
+        assert interp.is_running()
+        with pytest.raises(InterpreterError, match="already running"):
+            interp.exec("pass")
+        with pytest.raises(InterpreterError, match="running"):
+            interp.close()
+        thread.join(60)
+        assert not interp.is_running()
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_nested_interpreters(interp):
+    assert interp.call(workloads.create_and_call_nested) == 6
+
+
+def test_reentering_a_running_interpreter_is_refused(interp):
+    message = interp.call(workloads.call_outer_from_inner, interp.id)
+    assert "already running" in message

@@ -1,0 +1,145 @@
+"""Importable functions for tests: sent to other interpreters by reference.
+
+Kept free of heavy imports so that importing it in a new interpreter is cheap.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def add(a, b=10, *, scale=1):
+    return (a + b) * scale
+
+
+def echo(*args, **kwargs):
+    return args, kwargs
+
+
+def identity(x):
+    return x
+
+
+def interpreter_id() -> int:
+    import interpreters_aio
+
+    return interpreters_aio.get_current().id
+
+
+def busy_sum(n: int) -> int:
+    """Holds the GIL of its interpreter for the whole C loop."""
+    return sum(range(n))
+
+
+def signal_then_busy(fd: int, n: int) -> int:
+    os.write(fd, b"x")
+    return busy_sum(n)
+
+
+def spin(seconds: float) -> int:
+    """A pure-Python loop (bytecode, so interruptible)."""
+    import time
+
+    end = time.monotonic() + seconds
+    count = 0
+    while time.monotonic() < end:
+        count += 1
+    return count
+
+
+def fib(n: int) -> int:
+    return n if n < 2 else fib(n - 1) + fib(n - 2)
+
+
+class BadStr(Exception):
+    def __str__(self):
+        raise RuntimeError("str() of this exception fails")
+
+
+def raise_bad_str():
+    raise BadStr("x")
+
+
+def raise_value_error(msg):
+    raise ValueError(msg)
+
+
+def return_lock():
+    import threading
+
+    return threading.Lock()
+
+
+class Point:
+    """A plain class: crosses by pickle."""
+
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __eq__(self, other):
+        return isinstance(other, Point) and (self.x, self.y) == (other.x, other.y)
+
+    def __hash__(self):
+        return hash((self.x, self.y))
+
+
+def try_close_current() -> str:
+    import interpreters_aio
+
+    try:
+        interpreters_aio.get_current().close()
+    except interpreters_aio.InterpreterError as exc:
+        return str(exc)
+    return "closed?!"
+
+
+def ids_seen_inside():
+    import interpreters_aio as i
+
+    cur = i.get_current()
+    return cur.id, i.get_main().id, cur.is_running(), cur in i.list_all()
+
+
+def create_and_call_nested():
+    import interpreters_aio
+
+    inner = interpreters_aio.create()
+    try:
+        return inner.call(sum, [1, 2, 3])
+    finally:
+        inner.close()
+
+
+def call_outer_from_inner(outer_id: int) -> str:
+    import interpreters_aio
+
+    inner = interpreters_aio.create()
+    try:
+        try:
+            # inner -> outer, while outer is running us: refused, not deadlocked.
+            inner.call(reenter, outer_id)
+        except interpreters_aio.ExecutionFailed as exc:
+            return str(exc)
+        return "no error"
+    finally:
+        inner.close()
+
+
+def reenter(outer_id: int) -> None:
+    import interpreters_aio
+
+    interpreters_aio.Interpreter(outer_id).exec("pass")
+
+
+def main_eval(expr: str):
+    """Evaluates `expr` in the calling interpreter's __main__."""
+    import __main__
+
+    return eval(expr, vars(__main__))
+
+
+def main_exec(src: str) -> None:
+    """Executes `src` in the calling interpreter's __main__."""
+    import __main__
+
+    exec(src, vars(__main__))
