@@ -107,3 +107,25 @@ def test_own_gil_other_interpreters_keep_running():
         os.close(w)
         busy.close()
         other.close()
+
+
+@pytest.mark.skipif(sys.version_info < (3, 14), reason="concurrent.interpreters is new in 3.14")
+def test_stdlib_public_api_refuses_to_destroy_ours(interp):
+    import _interpreters
+
+    with pytest.raises(_interpreters.InterpreterError):
+        _interpreters.destroy(interp.id, restrict=True)  # what concurrent.interpreters does
+    interp.exec("pass")
+
+
+@pytest.mark.skipif(sys.version_info < (3, 14), reason="concurrent.interpreters is new in 3.14")
+def test_extension_works_inside_concurrent_interpreters():
+    from concurrent import interpreters as stdlib_interpreters
+
+    outer = stdlib_interpreters.create()
+    try:
+        outer.prepare_main(path=tuple(sys.path))  # the stdlib shares tuples, not lists
+        outer.exec("import sys; sys.path[:] = path")
+        assert outer.call(workloads.create_and_call_nested) == 6
+    finally:
+        outer.close()

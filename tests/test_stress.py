@@ -79,9 +79,10 @@ def test_short_lived_threads_do_not_pile_up_thread_states(interp):
     """Each new thread gets a thread state; those of exited threads are reclaimed."""
     for round_ in range(100):
         interp.call_in_thread(workloads.add, round_).join(60)
-    # Counted from inside: the parked state, ours, and at most the state of
-    # the last thread, whose exit may not be complete yet.
-    assert interpreters._core.thread_state_count(interp.id) <= 3
+    # Counted from inside: the parked state, ours, and those of the last few
+    # threads, whose OS-level exit can lag behind join(). Without reclaiming,
+    # all 100 would still be there.
+    assert interpreters._core.thread_state_count(interp.id) <= 8
 
 
 MEMORY_PROBE = """

@@ -110,27 +110,17 @@ impl Default for InterpreterTable {
 
 impl InterpreterTable {
     pub const fn new() -> Self {
-        Self {
-            records: Mutex::new(BTreeMap::new()),
-            became_idle: Condvar::new(),
-        }
+        Self { records: Mutex::new(BTreeMap::new()), became_idle: Condvar::new() }
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<i64, Record>> {
         // A panic while the lock was held left plain data behind, still valid.
-        self.records
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.records.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Records a freshly created interpreter and the thread state parked for its lifetime.
     pub fn register(&self, id: i64, interp: Handle, parked: Handle) {
-        let record = Record {
-            interp,
-            parked,
-            activity: Activity::Idle,
-            cached: Vec::new(),
-        };
+        let record = Record { interp, parked, activity: Activity::Idle, cached: Vec::new() };
         self.lock().insert(id, record);
     }
 
@@ -174,10 +164,7 @@ impl InterpreterTable {
             Activity::Running { .. } => return Err(TableError::Running(id)),
             Activity::Closing => return Err(TableError::Closing(id)),
         }
-        record.activity = Activity::Running {
-            thread,
-            native_ident,
-        };
+        record.activity = Activity::Running { thread, native_ident };
         let mut stale = Vec::new();
         record.cached.retain(|c| {
             let dead = c.alive.strong_count() == 0;
@@ -186,16 +173,8 @@ impl InterpreterTable {
             }
             !dead
         });
-        let tstate = record
-            .cached
-            .iter()
-            .find(|c| c.thread == thread)
-            .map(|c| c.tstate);
-        Ok(RunTicket {
-            interp: record.interp,
-            tstate,
-            stale,
-        })
+        let tstate = record.cached.iter().find(|c| c.thread == thread).map(|c| c.tstate);
+        Ok(RunTicket { interp: record.interp, tstate, stale })
     }
 
     /// Caches the thread state the binding made for the calling thread.
@@ -204,14 +183,8 @@ impl InterpreterTable {
         let (thread, alive) = current_thread();
         let mut records = self.lock();
         if let Some(record) = records.get_mut(&id) {
-            debug_assert!(
-                matches!(record.activity, Activity::Running { thread: t, .. } if t == thread)
-            );
-            record.cached.push(CachedThreadState {
-                thread,
-                alive,
-                tstate,
-            });
+            debug_assert!(matches!(record.activity, Activity::Running { thread: t, .. } if t == thread));
+            record.cached.push(CachedThreadState { thread, alive, tstate });
         }
     }
 
@@ -232,9 +205,7 @@ impl InterpreterTable {
         let deadline = Instant::now() + timeout;
         let mut records = self.lock();
         loop {
-            let running = records
-                .get(&id)
-                .is_some_and(|r| matches!(r.activity, Activity::Running { .. }));
+            let running = records.get(&id).is_some_and(|r| matches!(r.activity, Activity::Running { .. }));
             if !running {
                 return true;
             }
@@ -262,11 +233,7 @@ impl InterpreterTable {
         }
         record.activity = Activity::Closing;
         let cached = record.cached.drain(..).map(|c| c.tstate).collect();
-        Ok(CloseTicket {
-            interp: record.interp,
-            parked: record.parked,
-            cached,
-        })
+        Ok(CloseTicket { interp: record.interp, parked: record.parked, cached })
     }
 
     /// Puts an interpreter whose close failed back in service. The cached
@@ -300,14 +267,7 @@ mod tests {
     fn one_runner_at_a_time() {
         let table = table_with(3);
         let ticket = table.begin_run(3, 1).unwrap();
-        assert_eq!(
-            ticket,
-            RunTicket {
-                interp: 0x1000,
-                tstate: None,
-                stale: vec![]
-            }
-        );
+        assert_eq!(ticket, RunTicket { interp: 0x1000, tstate: None, stale: vec![] });
         assert_eq!(table.begin_run(3, 1), Err(TableError::Running(3)));
         assert_eq!(table.is_running(3), Ok(true));
         assert_eq!(table.running_ident(3), Some(1));
@@ -322,10 +282,7 @@ mod tests {
         assert_eq!(table.begin_run(9, 0), Err(TableError::NotFound(9)));
         assert_eq!(table.begin_close(9), Err(TableError::NotFound(9)));
         assert_eq!(table.is_running(9), Err(TableError::NotFound(9)));
-        assert_eq!(
-            TableError::NotFound(9).to_string(),
-            "interpreter 9 not found"
-        );
+        assert_eq!(TableError::NotFound(9).to_string(), "interpreter 9 not found");
     }
 
     #[test]
@@ -372,14 +329,7 @@ mod tests {
         assert_eq!(table.begin_close(4), Err(TableError::Running(4)));
         table.end_run(4);
         let ticket = table.begin_close(4).unwrap();
-        assert_eq!(
-            ticket,
-            CloseTicket {
-                interp: 0x1000,
-                parked: 0x2000,
-                cached: vec![0xCCC]
-            }
-        );
+        assert_eq!(ticket, CloseTicket { interp: 0x1000, parked: 0x2000, cached: vec![0xCCC] });
         assert_eq!(table.begin_run(4, 0), Err(TableError::Closing(4)));
         assert_eq!(table.begin_close(4), Err(TableError::Closing(4)));
         table.abort_close(4);

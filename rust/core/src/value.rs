@@ -30,7 +30,9 @@ pub enum Value {
     Bytes(Box<[u8]>),
     Tuple(Vec<Value>),
     List(Vec<Value>),
-    Dict(Vec<(Value, Value)>),
+    /// Keys and values alternating: `[k0, v0, k1, v1, ...]`, in dict order.
+    /// Flat, so converters push items in place like any other container.
+    Dict(Vec<Value>),
     Set(Vec<Value>),
     FrozenSet(Vec<Value>),
     /// An object that is not natively shareable, as a pickle.
@@ -60,9 +62,9 @@ impl Value {
             Value::Pickled(_) | Value::Function(_) => false,
             Value::Tuple(items)
             | Value::List(items)
+            | Value::Dict(items)
             | Value::Set(items)
             | Value::FrozenSet(items) => items.iter().all(Value::is_native),
-            Value::Dict(pairs) => pairs.iter().all(|(k, v)| k.is_native() && v.is_native()),
             _ => true,
         }
     }
@@ -75,14 +77,9 @@ impl Value {
             Value::StrSurrogates(b) | Value::Bytes(b) | Value::Pickled(b) => own + b.len(),
             Value::Tuple(items)
             | Value::List(items)
+            | Value::Dict(items)
             | Value::Set(items)
             | Value::FrozenSet(items) => own + items.iter().map(Value::heap_size).sum::<usize>(),
-            Value::Dict(pairs) => {
-                own + pairs
-                    .iter()
-                    .map(|(k, v)| k.heap_size() + v.heap_size())
-                    .sum::<usize>()
-            }
             Value::Function(f) => {
                 own + f.code.len()
                     + f.name.len()
@@ -101,17 +98,11 @@ mod tests {
 
     #[test]
     fn nativeness_looks_inside_containers() {
-        let native = Value::Dict(vec![(
-            Value::Str("a".into()),
-            Value::List(vec![Value::Int(1)]),
-        )]);
+        let native = Value::Dict(vec![Value::Str("a".into()), Value::List(vec![Value::Int(1)])]);
         assert!(native.is_native());
         let mixed = Value::Tuple(vec![Value::Int(1), Value::Pickled(Box::new([1, 2]))]);
         assert!(!mixed.is_native());
-        let nested = Value::Dict(vec![(
-            Value::Int(1),
-            Value::Set(vec![Value::Pickled(Box::new([]))]),
-        )]);
+        let nested = Value::Dict(vec![Value::Int(1), Value::Set(vec![Value::Pickled(Box::new([]))])]);
         assert!(!nested.is_native());
     }
 

@@ -20,9 +20,7 @@ macro_rules! method {
     ($name:literal, $func:ident, $doc:literal) => {
         PyMethodDef {
             ml_name: $name.as_ptr(),
-            ml_meth: PyMethodDefPointer {
-                PyCFunctionFast: $func,
-            },
+            ml_meth: PyMethodDefPointer { PyCFunctionFast: $func },
             ml_flags: METH_FASTCALL,
             ml_doc: $doc.as_ptr(),
         }
@@ -37,48 +35,24 @@ pub static mut METHODS: [PyMethodDef; 18] = [
     ),
     method!(c"create", create, c"create(sys_path) -> id"),
     method!(c"close", close, c"close(id)"),
-    method!(
-        c"all_ids",
-        all_ids,
-        c"all_ids() -> list of every interpreter id in the process"
-    ),
-    method!(
-        c"our_ids",
-        our_ids,
-        c"our_ids() -> list of ids of interpreters this package created"
-    ),
+    method!(c"all_ids", all_ids, c"all_ids() -> list of every interpreter id in the process"),
+    method!(c"our_ids", our_ids, c"our_ids() -> list of ids of interpreters this package created"),
     method!(c"current_id", current_id, c"current_id() -> id"),
     method!(c"main_id", main_id, c"main_id() -> id"),
     method!(c"exists", exists, c"exists(id) -> bool"),
     method!(c"is_ours", is_ours, c"is_ours(id) -> bool"),
     method!(c"is_running", is_running, c"is_running(id) -> bool"),
     method!(c"exec", exec, c"exec(id, source) -> None or excinfo tuple"),
-    method!(
-        c"call",
-        call,
-        c"call(id, callable, args, kwargs) -> (True, result) or (False, excinfo)"
-    ),
-    method!(
-        c"set_main_attrs",
-        set_main_attrs,
-        c"set_main_attrs(id, dict) -> None or excinfo tuple"
-    ),
+    method!(c"call", call, c"call(id, callable, args, kwargs) -> (True, result) or (False, excinfo)"),
+    method!(c"set_main_attrs", set_main_attrs, c"set_main_attrs(id, dict) -> None or excinfo tuple"),
     method!(c"is_shareable", is_shareable, c"is_shareable(obj) -> bool"),
     method!(
         c"interrupt",
         interrupt,
         c"interrupt(id) -> bool: raise KeyboardInterrupt in the thread running in id"
     ),
-    method!(
-        c"wait_idle",
-        wait_idle,
-        c"wait_idle(id, timeout) -> bool: wait until nobody runs code in id"
-    ),
-    method!(
-        c"thread_state_count",
-        thread_state_count,
-        c"thread_state_count(id) -> int (for tests)"
-    ),
+    method!(c"wait_idle", wait_idle, c"wait_idle(id, timeout) -> bool: wait until nobody runs code in id"),
+    method!(c"thread_state_count", thread_state_count, c"thread_state_count(id) -> int (for tests)"),
     PyMethodDef::zeroed(),
 ];
 
@@ -89,10 +63,7 @@ unsafe fn expect_args(name: &str, nargs: Py_ssize_t, expected: Py_ssize_t) -> Py
     }
     // SAFETY: the GIL is held in every module function.
     Err(unsafe {
-        py::raise(
-            PyExc_TypeError,
-            &format!("{name}() takes {expected} arguments ({nargs} given)"),
-        )
+        py::raise(PyExc_TypeError, &format!("{name}() takes {expected} arguments ({nargs} given)"))
     })
 }
 
@@ -108,10 +79,7 @@ unsafe fn arg_id(obj: *mut PyObject) -> PyResult<i64> {
             return Err(Raised);
         }
         if id < 0 {
-            return Err(py::raise(
-                PyExc_ValueError,
-                &format!("interpreter id must be >= 0, not {id}"),
-            ));
+            return Err(py::raise(PyExc_ValueError, &format!("interpreter id must be >= 0, not {id}")));
         }
         Ok(id)
     }
@@ -145,12 +113,7 @@ unsafe fn raise_interp(module: *mut PyObject, err: InterpError) -> *mut PyObject
 unsafe fn raise_convert(module: *mut PyObject, err: ConvertError) -> *mut PyObject {
     if let ConvertError::NotShareable(msg) = err {
         // SAFETY: the GIL is held.
-        unsafe {
-            py::raise(
-                or_default(state(module).not_shareable, PyExc_TypeError),
-                &msg,
-            )
-        };
+        unsafe { py::raise(or_default(state(module).not_shareable, PyExc_TypeError), &msg) };
     }
     std::ptr::null_mut()
 }
@@ -183,20 +146,13 @@ unsafe fn excinfo(snap: Snapshot) -> PyResult<Owned> {
 }
 
 /// Common tail of exec / set_main_attrs: None on success, excinfo on failure.
-unsafe fn none_or_excinfo(
-    module: *mut PyObject,
-    outcome: Result<Outcome, InterpError>,
-) -> *mut PyObject {
+unsafe fn none_or_excinfo(module: *mut PyObject, outcome: Result<Outcome, InterpError>) -> *mut PyObject {
     // SAFETY: the GIL is held.
     unsafe {
         match outcome {
             Ok(Outcome::Returned(_)) => py::none(),
-            Ok(Outcome::Failed(snap)) => {
-                excinfo(snap).map_or(std::ptr::null_mut(), Owned::into_ptr)
-            }
-            Ok(Outcome::NotShareable(msg)) => {
-                raise_convert(module, ConvertError::NotShareable(msg))
-            }
+            Ok(Outcome::Failed(snap)) => excinfo(snap).map_or(std::ptr::null_mut(), Owned::into_ptr),
+            Ok(Outcome::NotShareable(msg)) => raise_convert(module, ConvertError::NotShareable(msg)),
             Err(e) => raise_interp(module, e),
         }
     }
@@ -206,30 +162,18 @@ fn into_ptr(result: PyResult<Owned>) -> *mut PyObject {
     result.map_or(std::ptr::null_mut(), Owned::into_ptr)
 }
 
-unsafe extern "C" fn register_errors(
-    module: *mut PyObject,
-    args: Args,
-    nargs: Py_ssize_t,
-) -> *mut PyObject {
+unsafe extern "C" fn register_errors(module: *mut PyObject, args: Args, nargs: Py_ssize_t) -> *mut PyObject {
     // SAFETY: CPython passes `nargs` valid arguments under the GIL.
     unsafe {
         if expect_args("_register_errors", nargs, 3).is_err() {
             return std::ptr::null_mut();
         }
         let st = state(module);
-        let slots = [
-            &mut st.interpreter_error,
-            &mut st.interpreter_not_found,
-            &mut st.not_shareable,
-        ];
+        let slots = [&mut st.interpreter_error, &mut st.interpreter_not_found, &mut st.not_shareable];
         for (i, slot) in slots.into_iter().enumerate() {
             let class = *args.add(i);
             if PyExceptionClass_Check(class) == 0 {
-                return py::raise(
-                    PyExc_TypeError,
-                    "_register_errors() takes exception classes",
-                )
-                .into_null();
+                return py::raise(PyExc_TypeError, "_register_errors() takes exception classes").into_null();
             }
             let old = std::mem::replace(slot, Py_NewRef(class));
             Py_XDECREF(old);
@@ -288,45 +232,25 @@ unsafe extern "C" fn close(module: *mut PyObject, args: Args, nargs: Py_ssize_t)
 
 unsafe fn id_list(ids: &[i64]) -> *mut PyObject {
     // SAFETY: the GIL is held.
-    unsafe {
-        into_ptr(from_value(&Value::List(
-            ids.iter().map(|&id| Value::Int(id)).collect(),
-        )))
-    }
+    unsafe { into_ptr(from_value(&Value::List(ids.iter().map(|&id| Value::Int(id)).collect()))) }
 }
 
-unsafe extern "C" fn all_ids(
-    _module: *mut PyObject,
-    _args: Args,
-    _nargs: Py_ssize_t,
-) -> *mut PyObject {
+unsafe extern "C" fn all_ids(_module: *mut PyObject, _args: Args, _nargs: Py_ssize_t) -> *mut PyObject {
     // SAFETY: the GIL is held.
     unsafe { id_list(&interp::all_ids()) }
 }
 
-unsafe extern "C" fn our_ids(
-    _module: *mut PyObject,
-    _args: Args,
-    _nargs: Py_ssize_t,
-) -> *mut PyObject {
+unsafe extern "C" fn our_ids(_module: *mut PyObject, _args: Args, _nargs: Py_ssize_t) -> *mut PyObject {
     // SAFETY: the GIL is held.
     unsafe { id_list(&interp::TABLE.ids()) }
 }
 
-unsafe extern "C" fn current_id(
-    _module: *mut PyObject,
-    _args: Args,
-    _nargs: Py_ssize_t,
-) -> *mut PyObject {
+unsafe extern "C" fn current_id(_module: *mut PyObject, _args: Args, _nargs: Py_ssize_t) -> *mut PyObject {
     // SAFETY: the GIL is held.
     unsafe { PyLong_FromLongLong(interp::current_id()) }
 }
 
-unsafe extern "C" fn main_id(
-    _module: *mut PyObject,
-    _args: Args,
-    _nargs: Py_ssize_t,
-) -> *mut PyObject {
+unsafe extern "C" fn main_id(_module: *mut PyObject, _args: Args, _nargs: Py_ssize_t) -> *mut PyObject {
     // SAFETY: the GIL is held.
     unsafe { PyLong_FromLongLong(interp::main_id()) }
 }
@@ -350,29 +274,17 @@ unsafe fn id_query(
     }
 }
 
-unsafe extern "C" fn exists(
-    _module: *mut PyObject,
-    args: Args,
-    nargs: Py_ssize_t,
-) -> *mut PyObject {
+unsafe extern "C" fn exists(_module: *mut PyObject, args: Args, nargs: Py_ssize_t) -> *mut PyObject {
     // SAFETY: the GIL is held, as `exists` requires.
     unsafe { id_query(args, nargs, "exists", |id| interp::exists(id)) }
 }
 
-unsafe extern "C" fn is_ours(
-    _module: *mut PyObject,
-    args: Args,
-    nargs: Py_ssize_t,
-) -> *mut PyObject {
+unsafe extern "C" fn is_ours(_module: *mut PyObject, args: Args, nargs: Py_ssize_t) -> *mut PyObject {
     // SAFETY: the GIL is held.
     unsafe { id_query(args, nargs, "is_ours", |id| interp::TABLE.contains(id)) }
 }
 
-unsafe extern "C" fn is_running(
-    module: *mut PyObject,
-    args: Args,
-    nargs: Py_ssize_t,
-) -> *mut PyObject {
+unsafe extern "C" fn is_running(module: *mut PyObject, args: Args, nargs: Py_ssize_t) -> *mut PyObject {
     // SAFETY: CPython passes `nargs` valid arguments under the GIL.
     unsafe {
         if expect_args("is_running", nargs, 1).is_err() {
@@ -403,10 +315,7 @@ unsafe extern "C" fn exec(module: *mut PyObject, args: Args, nargs: Py_ssize_t) 
         };
         let source = *args.add(1);
         if PyUnicode_Check(source) == 0 {
-            let msg = format!(
-                "exec() expects source code as a str, not {}",
-                py::type_name(source)
-            );
+            let msg = format!("exec() expects source code as a str, not {}", py::type_name(source));
             return py::raise(PyExc_TypeError, &msg).into_null();
         }
         let Ok(text) = py::str_utf8(source) else {
@@ -428,17 +337,10 @@ unsafe extern "C" fn call(module: *mut PyObject, args: Args, nargs: Py_ssize_t) 
         };
         let (callable, call_args, kwargs) = (*args.add(1), *args.add(2), *args.add(3));
         if PyTuple_Check(call_args) == 0 || (kwargs != Py_None() && PyDict_Check(kwargs) == 0) {
-            return py::raise(
-                PyExc_TypeError,
-                "call() takes an args tuple and a kwargs dict or None",
-            )
-            .into_null();
+            return py::raise(PyExc_TypeError, "call() takes an args tuple and a kwargs dict or None")
+                .into_null();
         }
-        let kwargs = if kwargs == Py_None() {
-            std::ptr::null_mut()
-        } else {
-            kwargs
-        };
+        let kwargs = if kwargs == Py_None() { std::ptr::null_mut() } else { kwargs };
         let outcome = match run::call(id, callable, call_args, kwargs) {
             Err(e) => return raise_interp(module, e),
             Ok(Err(e)) => return raise_convert(module, e),
@@ -447,9 +349,7 @@ unsafe extern "C" fn call(module: *mut PyObject, args: Args, nargs: Py_ssize_t) 
         let (ok, payload) = match outcome {
             Outcome::Returned(value) => (true, from_value(&value)),
             Outcome::Failed(snap) => (false, excinfo(snap)),
-            Outcome::NotShareable(msg) => {
-                return raise_convert(module, ConvertError::NotShareable(msg))
-            }
+            Outcome::NotShareable(msg) => return raise_convert(module, ConvertError::NotShareable(msg)),
         };
         let Ok(payload) = payload else {
             return std::ptr::null_mut();
@@ -464,11 +364,7 @@ unsafe extern "C" fn call(module: *mut PyObject, args: Args, nargs: Py_ssize_t) 
     }
 }
 
-unsafe extern "C" fn set_main_attrs(
-    module: *mut PyObject,
-    args: Args,
-    nargs: Py_ssize_t,
-) -> *mut PyObject {
+unsafe extern "C" fn set_main_attrs(module: *mut PyObject, args: Args, nargs: Py_ssize_t) -> *mut PyObject {
     // SAFETY: CPython passes `nargs` valid arguments under the GIL.
     unsafe {
         if expect_args("set_main_attrs", nargs, 2).is_err() {
@@ -489,11 +385,7 @@ unsafe extern "C" fn set_main_attrs(
     }
 }
 
-unsafe extern "C" fn is_shareable(
-    _module: *mut PyObject,
-    args: Args,
-    nargs: Py_ssize_t,
-) -> *mut PyObject {
+unsafe extern "C" fn is_shareable(_module: *mut PyObject, args: Args, nargs: Py_ssize_t) -> *mut PyObject {
     // SAFETY: CPython passes `nargs` valid arguments under the GIL.
     unsafe {
         if expect_args("is_shareable", nargs, 1).is_err() {
@@ -503,11 +395,7 @@ unsafe extern "C" fn is_shareable(
     }
 }
 
-unsafe extern "C" fn interrupt(
-    module: *mut PyObject,
-    args: Args,
-    nargs: Py_ssize_t,
-) -> *mut PyObject {
+unsafe extern "C" fn interrupt(module: *mut PyObject, args: Args, nargs: Py_ssize_t) -> *mut PyObject {
     // SAFETY: CPython passes `nargs` valid arguments under the GIL.
     unsafe {
         if expect_args("interrupt", nargs, 1).is_err() {
@@ -526,11 +414,7 @@ unsafe extern "C" fn interrupt(
     }
 }
 
-unsafe extern "C" fn wait_idle(
-    _module: *mut PyObject,
-    args: Args,
-    nargs: Py_ssize_t,
-) -> *mut PyObject {
+unsafe extern "C" fn wait_idle(_module: *mut PyObject, args: Args, nargs: Py_ssize_t) -> *mut PyObject {
     // SAFETY: CPython passes `nargs` valid arguments under the GIL.
     unsafe {
         if expect_args("wait_idle", nargs, 2).is_err() {

@@ -70,9 +70,10 @@ impl Decoder {
                     }
                     Ok(list)
                 }
-                Value::Dict(pairs) => {
+                Value::Dict(items) => {
                     let dict = py::check(PyDict_New())?;
-                    for (k, v) in pairs {
+                    for pair in items.chunks_exact(2) {
+                        let (k, v) = (&pair[0], &pair[1]);
                         let (k, v) = (self.decode(k)?, self.decode(v)?);
                         if PyDict_SetItem(dict.as_ptr(), k.as_ptr(), v.as_ptr()) < 0 {
                             return Err(Raised);
@@ -113,10 +114,7 @@ impl Decoder {
                 data.as_ptr().cast::<c_char>(),
                 data.len() as Py_ssize_t,
             ))?;
-            let loads = self
-                .loads
-                .as_ref()
-                .map_or(std::ptr::null_mut(), Owned::as_ptr);
+            let loads = self.loads.as_ref().map_or(std::ptr::null_mut(), Owned::as_ptr);
             py::call1(loads, bytes.as_ptr())
         }
     }
@@ -130,18 +128,12 @@ impl Decoder {
                 func.code.len() as Py_ssize_t,
             ))?;
             if PyCode_Check(code.as_ptr()) == 0 {
-                return Err(py::raise(
-                    PyExc_TypeError,
-                    "shipped function payload is not a code object",
-                ));
+                return Err(py::raise(PyExc_TypeError, "shipped function payload is not a code object"));
             }
             let main = main_dict()?;
             let qualname = py::check(py::new_str(&func.qualname))?;
-            let function = py::check(PyFunction_NewWithQualName(
-                code.as_ptr(),
-                main.as_ptr(),
-                qualname.as_ptr(),
-            ))?;
+            let function =
+                py::check(PyFunction_NewWithQualName(code.as_ptr(), main.as_ptr(), qualname.as_ptr()))?;
             if func.defaults != Value::None {
                 let defaults = self.decode(&func.defaults)?;
                 if PyFunction_SetDefaults(function.as_ptr(), defaults.as_ptr()) < 0 {

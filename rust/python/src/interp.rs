@@ -152,13 +152,9 @@ pub unsafe fn create(sys_path: Option<&Value>) -> Result<i64, InterpError> {
             "unknown error".to_owned()
         } else {
             // SAFETY: err_msg is a static NUL-terminated C string from CPython.
-            unsafe { CStr::from_ptr(status.err_msg) }
-                .to_string_lossy()
-                .into_owned()
+            unsafe { CStr::from_ptr(status.err_msg) }.to_string_lossy().into_owned()
         };
-        return Err(InterpError::Refused(format!(
-            "interpreter creation failed: {msg}"
-        )));
+        return Err(InterpError::Refused(format!("interpreter creation failed: {msg}")));
     }
     // SAFETY: `parked` is the new interpreter's current thread state; we hold
     // its GIL until the swap back below.
@@ -179,9 +175,7 @@ pub unsafe fn create(sys_path: Option<&Value>) -> Result<i64, InterpError> {
             let _ = close(id);
             PyErr_Clear();
         }
-        return Err(InterpError::Refused(format!(
-            "interpreter {id} could not be set up"
-        )));
+        return Err(InterpError::Refused(format!("interpreter {id} could not be set up")));
     }
     Ok(id)
 }
@@ -259,10 +253,7 @@ pub unsafe fn enter(id: i64) -> Result<Entered, InterpError> {
             if fresh.is_null() {
                 TABLE.end_run(id);
                 // SAFETY: the caller's GIL is held.
-                return Err(unsafe {
-                    py::raise(PyExc_MemoryError, "cannot create a thread state")
-                }
-                .into());
+                return Err(unsafe { py::raise(PyExc_MemoryError, "cannot create a thread state") }.into());
             }
             TABLE.cache_thread_state(id, fresh as usize);
             fresh
@@ -306,9 +297,7 @@ pub unsafe fn close(id: i64) -> Result<(), InterpError> {
     // SAFETY: the caller holds a GIL.
     let (current, main) = unsafe { (current_id(), main_id()) };
     if id == main {
-        return Err(InterpError::Refused(
-            "cannot close the main interpreter".into(),
-        ));
+        return Err(InterpError::Refused("cannot close the main interpreter".into()));
     }
     if id == current {
         return Err(InterpError::Refused(format!(
@@ -325,9 +314,7 @@ pub unsafe fn close(id: i64) -> Result<(), InterpError> {
             return Ok(()); // already closed
         }
         Err(TableError::Running(_)) => {
-            return Err(InterpError::Refused(format!(
-                "cannot close interpreter {id}: it is running"
-            )));
+            return Err(InterpError::Refused(format!("cannot close interpreter {id}: it is running")));
         }
         Err(e) => return Err(e.into()),
     };
@@ -353,9 +340,7 @@ pub unsafe fn close(id: i64) -> Result<(), InterpError> {
         // SAFETY: back to the caller; the interpreter stays usable.
         unsafe { PyThreadState_Swap(caller) };
         TABLE.abort_close(id);
-        return Err(InterpError::Refused(format!(
-            "cannot close interpreter {id}: {why}"
-        )));
+        return Err(InterpError::Refused(format!("cannot close interpreter {id}: {why}")));
     }
     // SAFETY: the parked state is current and the only thread state left; after
     // Py_EndInterpreter this thread has none, so swapping to `caller` restores it.
@@ -448,8 +433,7 @@ pub unsafe fn interrupt(id: i64) -> bool {
             return false;
         }
         let caller = PyThreadState_Swap(temp);
-        let found =
-            PyThreadState_SetAsyncExc(ident as std::ffi::c_long, PyExc_KeyboardInterrupt) > 0;
+        let found = PyThreadState_SetAsyncExc(ident as std::ffi::c_long, PyExc_KeyboardInterrupt) > 0;
         PyThreadState_Clear(temp);
         PyThreadState_Swap(caller);
         PyThreadState_Delete(temp);

@@ -24,11 +24,7 @@ pub struct State {
 
 impl State {
     fn fields(&mut self) -> [&mut *mut PyObject; 3] {
-        [
-            &mut self.interpreter_error,
-            &mut self.interpreter_not_found,
-            &mut self.not_shareable,
-        ]
+        [&mut self.interpreter_error, &mut self.interpreter_not_found, &mut self.not_shareable]
     }
 }
 
@@ -96,25 +92,15 @@ unsafe extern "C" fn exec_module(module: *mut PyObject) -> c_int {
 const SLOTS_LEN: usize = 3;
 
 static mut SLOTS: [PyModuleDef_Slot; SLOTS_LEN] = [
-    PyModuleDef_Slot {
-        slot: Py_mod_exec,
-        value: exec_module as *mut c_void,
-    },
-    PyModuleDef_Slot {
-        slot: Py_mod_multiple_interpreters,
-        value: Py_MOD_PER_INTERPRETER_GIL_SUPPORTED,
-    },
-    PyModuleDef_Slot {
-        slot: 0,
-        value: ptr::null_mut(),
-    },
+    PyModuleDef_Slot { slot: Py_mod_exec, value: exec_module as *mut c_void },
+    PyModuleDef_Slot { slot: Py_mod_multiple_interpreters, value: Py_MOD_PER_INTERPRETER_GIL_SUPPORTED },
+    PyModuleDef_Slot { slot: 0, value: ptr::null_mut() },
 ];
 
 pub static mut MODULE_DEF: PyModuleDef = PyModuleDef {
     m_base: PyModuleDef_HEAD_INIT,
     m_name: c"interpreters_aio._core".as_ptr(),
-    m_doc: c"The Rust core of interpreters_aio. Private: use the interpreters_aio package."
-        .as_ptr(),
+    m_doc: c"The Rust core of interpreters_aio. Private: use the interpreters_aio package.".as_ptr(),
     m_size: std::mem::size_of::<State>() as Py_ssize_t,
     m_methods: (&raw mut api::METHODS).cast(),
     m_slots: (&raw mut SLOTS).cast(),

@@ -107,9 +107,7 @@ pub unsafe fn str_utf8<'a>(obj: *mut PyObject) -> PyResult<&'a str> {
         return Err(Raised);
     }
     // SAFETY: CPython returned `size` bytes of valid UTF-8 owned by `obj`.
-    Ok(unsafe {
-        std::str::from_utf8_unchecked(std::slice::from_raw_parts(data.cast(), size as usize))
-    })
+    Ok(unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(data.cast(), size as usize)) })
 }
 
 /// `str(obj)` as Rust text, or a placeholder when `str()` itself fails (the

@@ -53,27 +53,14 @@ unsafe fn run_in(id: i64, work: impl FnOnce() -> Outcome) -> Result<Outcome, Int
 pub unsafe fn exec(id: i64, source: &str) -> Result<Outcome, InterpError> {
     let source = std::ffi::CString::new(source)
         // SAFETY: the caller's GIL is held.
-        .map_err(|_| unsafe {
-            py::raise(
-                PyExc_ValueError,
-                "source code must not contain NUL characters",
-            )
-        })?;
+        .map_err(|_| unsafe { py::raise(PyExc_ValueError, "source code must not contain NUL characters") })?;
     // SAFETY: the closure runs inside the target, under its GIL.
     unsafe {
         run_in(id, || {
             let ran = (|| -> PyResult<()> {
-                let code = py::check(Py_CompileString(
-                    source.as_ptr(),
-                    c"<string>".as_ptr(),
-                    Py_file_input,
-                ))?;
+                let code = py::check(Py_CompileString(source.as_ptr(), c"<string>".as_ptr(), Py_file_input))?;
                 let globals = main_dict()?;
-                py::check(PyEval_EvalCode(
-                    code.as_ptr(),
-                    globals.as_ptr(),
-                    globals.as_ptr(),
-                ))?;
+                py::check(PyEval_EvalCode(code.as_ptr(), globals.as_ptr(), globals.as_ptr()))?;
                 Ok(())
             })();
             match ran {
@@ -101,11 +88,7 @@ pub unsafe fn call(
         (|| -> Result<(Value, Value, Value), ConvertError> {
             let f = to_value(callable, Fallback::Pickle)?;
             let a = to_value(args, Fallback::Pickle)?;
-            let k = if kwargs.is_null() {
-                Value::None
-            } else {
-                to_value(kwargs, Fallback::Pickle)?
-            };
+            let k = if kwargs.is_null() { Value::None } else { to_value(kwargs, Fallback::Pickle)? };
             Ok((f, a, k))
         })()
     };
@@ -117,11 +100,7 @@ pub unsafe fn call(
     let outcome = unsafe {
         run_in(id, || {
             let rebuilt = (|| -> PyResult<(Owned, Owned, Option<Owned>)> {
-                let k = if k == Value::None {
-                    None
-                } else {
-                    Some(from_value(&k)?)
-                };
+                let k = if k == Value::None { None } else { Some(from_value(&k)?) };
                 Ok((from_value(&f)?, from_value(&a)?, k))
             })();
             let (f, a, k) = match rebuilt {
@@ -133,9 +112,9 @@ pub unsafe fn call(
                 None => Outcome::Failed(snapshot()),
                 Some(result) => match to_value(result.as_ptr(), Fallback::Pickle) {
                     Ok(value) => Outcome::Returned(value),
-                    Err(ConvertError::NotShareable(why)) => Outcome::NotShareable(format!(
-                        "the call's result cannot be sent back: {why}"
-                    )),
+                    Err(ConvertError::NotShareable(why)) => {
+                        Outcome::NotShareable(format!("the call's result cannot be sent back: {why}"))
+                    }
                     Err(ConvertError::Raised) => Outcome::Failed(snapshot()),
                 },
             }
@@ -233,13 +212,8 @@ pub unsafe fn snapshot() -> Snapshot {
         } else {
             format!("{type_module}.{type_qualname}")
         };
-        let plain = if msg.is_empty() {
-            format!("{qualified}\n")
-        } else {
-            format!("{qualified}: {msg}\n")
-        };
-        let formatted =
-            traceback_text(exc.as_ptr(), c"format_exception").unwrap_or_else(|| plain.clone());
+        let plain = if msg.is_empty() { format!("{qualified}\n") } else { format!("{qualified}: {msg}\n") };
+        let formatted = traceback_text(exc.as_ptr(), c"format_exception").unwrap_or_else(|| plain.clone());
         let errdisplay = traceback_text(exc.as_ptr(), c"format_exception_only").unwrap_or(plain);
         let pickled = match to_value(exc.as_ptr(), Fallback::Pickle) {
             Ok(Value::Pickled(data)) => Some(data),
@@ -249,15 +223,7 @@ pub unsafe fn snapshot() -> Snapshot {
                 None
             }
         };
-        Snapshot {
-            type_name,
-            type_qualname,
-            type_module,
-            msg,
-            formatted,
-            errdisplay,
-            pickled,
-        }
+        Snapshot { type_name, type_qualname, type_module, msg, formatted, errdisplay, pickled }
     }
 }
 

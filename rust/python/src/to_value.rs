@@ -32,6 +32,20 @@ impl From<Raised> for ConvertError {
 
 type Result<T> = std::result::Result<T, ConvertError>;
 
+/// Marker that a conversion step failed; the reason is in `Encoder::failure`
+/// (none means a Python exception is set). Keeping the error out of the
+/// return type lets `Step<Value>` share `Value`'s layout: moving a larger
+/// `Result` per item through the stack cost 3x the whole conversion.
+struct Failed;
+
+type Step<T> = std::result::Result<T, Failed>;
+
+impl From<Raised> for Failed {
+    fn from(_: Raised) -> Self {
+        Failed
+    }
+}
+
 /// What may be used for objects that are not natively shareable.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Fallback {
@@ -46,13 +60,9 @@ pub enum Fallback {
 /// # Safety
 /// The GIL of the interpreter owning `obj` is held.
 pub unsafe fn to_value(obj: *mut PyObject, fallback: Fallback) -> Result<Value> {
-    let mut encoder = Encoder {
-        fallback,
-        open_containers: Vec::new(),
-        dumps: None,
-    };
+    let mut encoder = Encoder { fallback, open_containers: Vec::new(), dumps: None, failure: None };
     // SAFETY: forwarded from the caller.
-    unsafe { encoder.encode(obj) }
+    unsafe { encoder.encode(obj) }.map_err(|Failed| encoder.failure.take().unwrap_or(ConvertError::Raised))
 }
 
 /// Whether `obj` converts without pickling.
@@ -78,6 +88,8 @@ struct Encoder {
     open_containers: Vec<*mut PyObject>,
     /// `pickle.dumps` of the current interpreter, fetched on first need.
     dumps: Option<Owned>,
+    /// Why the conversion failed, when it was not a Python exception.
+    failure: Option<ConvertError>,
 }
 
 fn is_type(obj: *mut PyObject, ty: *mut PyTypeObject) -> bool {
@@ -86,65 +98,82 @@ fn is_type(obj: *mut PyObject, ty: *mut PyTypeObject) -> bool {
 }
 
 impl Encoder {
-    unsafe fn encode(&mut self, obj: *mut PyObject) -> Result<Value> {
+    fn refuse(&mut self, why: String) -> Failed {
+        self.failure = Some(ConvertError::NotShareable(why));
+        Failed
+    }
+
+    /// Converts one object on its own (the top level, function defaults).
+    unsafe fn encode(&mut self, obj: *mut PyObject) -> Step<Value> {
+        let mut out = Vec::with_capacity(1);
+        // SAFETY: forwarded from the caller.
+        unsafe { self.encode_into(obj, &mut out)? };
+        Ok(out.pop().unwrap_or(Value::None))
+    }
+
+    /// Converts `obj` and pushes the result onto `out`. Pushing in place,
+    /// rather than returning each item's `Value`, keeps the per-item cost of
+    /// big containers at a few nanoseconds.
+    #[inline]
+    unsafe fn encode_into(&mut self, obj: *mut PyObject, out: &mut Vec<Value>) -> Step<()> {
         // SAFETY: for the whole body, the GIL is held and `obj` is live; every
         // type-specific call below is made only after checking the exact type.
         unsafe {
-            if obj == Py_None() {
-                return Ok(Value::None);
-            }
-            if is_type(obj, &raw mut PyBool_Type) {
-                return Ok(Value::Bool(obj == Py_True()));
-            }
-            if is_type(obj, &raw mut PyLong_Type) {
-                return encode_int(obj);
-            }
-            if is_type(obj, &raw mut PyFloat_Type) {
-                return Ok(Value::Float(PyFloat_AS_DOUBLE(obj)));
-            }
-            if is_type(obj, &raw mut PyUnicode_Type) {
-                return encode_str(obj);
-            }
-            if is_type(obj, &raw mut PyBytes_Type) {
+            let ty = Py_TYPE(obj);
+            if ty == &raw mut PyLong_Type {
+                let mut overflow: std::ffi::c_int = 0;
+                let small = PyLong_AsLongLongAndOverflow(obj, &mut overflow);
+                if overflow != 0 {
+                    out.push(encode_big_int(obj)?);
+                } else if small == -1 && !PyErr_Occurred().is_null() {
+                    return Err(Failed);
+                } else {
+                    push_int(out, small);
+                }
+            } else if ty == &raw mut PyUnicode_Type {
+                out.push(encode_str(obj)?);
+            } else if ty == &raw mut PyFloat_Type {
+                push_float(out, PyFloat_AS_DOUBLE(obj));
+            } else if obj == Py_None() {
+                push_none(out);
+            } else if ty == &raw mut PyBool_Type {
+                out.push(Value::Bool(obj == Py_True()));
+            } else if ty == &raw mut PyBytes_Type {
                 let data = PyBytes_AsString(obj).cast::<u8>();
                 let len = PyBytes_Size(obj) as usize;
-                return Ok(Value::Bytes(std::slice::from_raw_parts(data, len).into()));
-            }
-            if is_type(obj, &raw mut PyComplex_Type) {
-                return Ok(Value::Complex(
-                    PyComplex_RealAsDouble(obj),
-                    PyComplex_ImagAsDouble(obj),
-                ));
-            }
-            let container = is_type(obj, &raw mut PyTuple_Type)
-                || is_type(obj, &raw mut PyList_Type)
-                || is_type(obj, &raw mut PyDict_Type)
-                || is_type(obj, &raw mut PySet_Type)
-                || is_type(obj, &raw mut PyFrozenSet_Type);
-            if container {
-                return self.encode_container(obj);
-            }
-            if is_type(obj, &raw mut PyFunction_Type) {
-                if let Some(shipped) = self.ship_function(obj)? {
-                    return Ok(shipped);
+                out.push(Value::Bytes(std::slice::from_raw_parts(data, len).into()));
+            } else if ty == &raw mut PyComplex_Type {
+                out.push(Value::Complex(PyComplex_RealAsDouble(obj), PyComplex_ImagAsDouble(obj)));
+            } else if ty == &raw mut PyTuple_Type
+                || ty == &raw mut PyList_Type
+                || ty == &raw mut PyDict_Type
+                || ty == &raw mut PySet_Type
+                || ty == &raw mut PyFrozenSet_Type
+            {
+                out.push(self.encode_container(obj)?);
+            } else {
+                if ty == &raw mut PyFunction_Type {
+                    if let Some(shipped) = self.ship_function(obj)? {
+                        out.push(shipped);
+                        return Ok(());
+                    }
                 }
+                out.push(self.encode_fallback(obj)?);
             }
-            self.encode_fallback(obj)
         }
+        Ok(())
     }
 
-    unsafe fn encode_container(&mut self, obj: *mut PyObject) -> Result<Value> {
+    unsafe fn encode_container(&mut self, obj: *mut PyObject) -> Step<Value> {
         if self.open_containers.len() >= MAX_DEPTH {
             // SAFETY: the GIL is held and `obj` is live.
             let name = unsafe { py::type_name(obj) };
-            return Err(ConvertError::NotShareable(format!(
-                "{name} object is nested more than {MAX_DEPTH} levels deep"
-            )));
+            return Err(self.refuse(format!("{name} object is nested more than {MAX_DEPTH} levels deep")));
         }
         if self.open_containers.contains(&obj) {
             // SAFETY: as above.
             let name = unsafe { py::type_name(obj) };
-            return Err(ConvertError::NotShareable(format!(
+            return Err(self.refuse(format!(
                 "{name} object contains itself (a reference cycle), which cannot be copied"
             )));
         }
@@ -155,7 +184,7 @@ impl Encoder {
         result
     }
 
-    unsafe fn encode_items(&mut self, obj: *mut PyObject) -> Result<Value> {
+    unsafe fn encode_items(&mut self, obj: *mut PyObject) -> Step<Value> {
         // SAFETY: for the whole body, the GIL is held, `obj`'s exact type was
         // checked by the caller, and every item is kept alive by a strong
         // reference while it is converted (converting may run Python code,
@@ -165,7 +194,7 @@ impl Encoder {
                 let len = PyTuple_GET_SIZE(obj);
                 let mut items = Vec::with_capacity(len as usize);
                 for i in 0..len {
-                    items.push(self.encode(PyTuple_GET_ITEM(obj, i))?);
+                    self.encode_into(PyTuple_GET_ITEM(obj, i), &mut items)?;
                 }
                 return Ok(Value::Tuple(items));
             }
@@ -174,30 +203,29 @@ impl Encoder {
                 let mut i = 0;
                 while i < PyList_GET_SIZE(obj) {
                     let item = Owned::from_borrowed(PyList_GET_ITEM(obj, i));
-                    items.push(self.encode(item.as_ptr())?);
+                    self.encode_into(item.as_ptr(), &mut items)?;
                     i += 1;
                 }
                 return Ok(Value::List(items));
             }
             if is_type(obj, &raw mut PyDict_Type) {
-                let mut pairs = Vec::with_capacity(PyDict_Size(obj) as usize);
+                let mut items = Vec::with_capacity(2 * PyDict_Size(obj) as usize);
                 let mut pos: Py_ssize_t = 0;
                 let (mut key, mut value) = (std::ptr::null_mut(), std::ptr::null_mut());
                 while PyDict_Next(obj, &mut pos, &mut key, &mut value) != 0 {
                     let (key, value) = (Owned::from_borrowed(key), Owned::from_borrowed(value));
-                    let k = self.encode(key.as_ptr())?;
-                    let v = self.encode(value.as_ptr())?;
-                    pairs.push((k, v));
+                    self.encode_into(key.as_ptr(), &mut items)?;
+                    self.encode_into(value.as_ptr(), &mut items)?;
                 }
-                return Ok(Value::Dict(pairs));
+                return Ok(Value::Dict(items));
             }
             let iter = py::check(PyObject_GetIter(obj))?;
             let mut items = Vec::with_capacity(PySet_Size(obj).max(0) as usize);
             while let Some(item) = Owned::from_new(PyIter_Next(iter.as_ptr())) {
-                items.push(self.encode(item.as_ptr())?);
+                self.encode_into(item.as_ptr(), &mut items)?;
             }
             if !PyErr_Occurred().is_null() {
-                return Err(ConvertError::Raised);
+                return Err(Failed);
             }
             if is_type(obj, &raw mut PySet_Type) {
                 Ok(Value::Set(items))
@@ -210,7 +238,7 @@ impl Encoder {
     /// Ships a function that pickle could not find by name in the receiver:
     /// one defined in `__main__`, a lambda, or a nested function. Returns
     /// `None` for functions that pickle can send by reference.
-    unsafe fn ship_function(&mut self, func: *mut PyObject) -> Result<Option<Value>> {
+    unsafe fn ship_function(&mut self, func: *mut PyObject) -> Step<Option<Value>> {
         // SAFETY: for the whole body, the GIL is held and `func` is an exact
         // function object; the accessors return borrowed references it owns.
         unsafe {
@@ -224,13 +252,12 @@ impl Encoder {
             } else {
                 py::display(qualname.as_ptr())
             };
-            let by_name_impossible =
-                qualname_text.contains("<lambda>") || qualname_text.contains("<locals>");
+            let by_name_impossible = qualname_text.contains("<lambda>") || qualname_text.contains("<locals>");
             if !in_main && !by_name_impossible {
                 return Ok(None);
             }
             if self.fallback == Fallback::Refuse {
-                return Err(ConvertError::NotShareable(format!(
+                return Err(self.refuse(format!(
                     "function {qualname_text:?} is not shareable here: only data (None, bool, int, \
                      float, complex, str, bytes and tuples, lists, dicts and sets of them) can cross"
                 )));
@@ -243,7 +270,7 @@ impl Encoder {
                         PyErr_Clear();
                         "?".to_owned()
                     });
-                return Err(ConvertError::NotShareable(format!(
+                return Err(self.refuse(format!(
                     "function {qualname_text:?} uses variables of an enclosing function {free}, \
                      which cannot be sent to another interpreter: define it at module level and \
                      pass those values as arguments"
@@ -257,17 +284,9 @@ impl Encoder {
             let name_obj = py::getattr(func, c"__name__")?;
             let name = py::str_utf8(name_obj.as_ptr())?.into();
             let defaults = PyFunction_GetDefaults(func);
-            let defaults = if defaults.is_null() {
-                Value::None
-            } else {
-                self.encode(defaults)?
-            };
+            let defaults = if defaults.is_null() { Value::None } else { self.encode(defaults)? };
             let kwdefaults = PyFunction_GetKwDefaults(func);
-            let kwdefaults = if kwdefaults.is_null() {
-                Value::None
-            } else {
-                self.encode(kwdefaults)?
-            };
+            let kwdefaults = if kwdefaults.is_null() { Value::None } else { self.encode(kwdefaults)? };
             Ok(Some(Value::Function(Box::new(ShippedFunction {
                 code: code_bytes,
                 name,
@@ -278,12 +297,12 @@ impl Encoder {
         }
     }
 
-    unsafe fn encode_fallback(&mut self, obj: *mut PyObject) -> Result<Value> {
+    unsafe fn encode_fallback(&mut self, obj: *mut PyObject) -> Step<Value> {
         // SAFETY: for the whole body, the GIL is held and `obj` is live.
         unsafe {
             let name = py::type_name(obj);
             if self.fallback == Fallback::Refuse {
-                return Err(ConvertError::NotShareable(format!(
+                return Err(self.refuse(format!(
                     "{name} object is not shareable: only None, bool, int, float, complex, str, \
                      bytes and tuples, lists, dicts, sets and frozensets of them cross without pickle"
                 )));
@@ -292,37 +311,21 @@ impl Encoder {
                 let pickle = py::import(c"pickle")?;
                 self.dumps = Some(py::getattr(pickle.as_ptr(), c"dumps")?);
             }
-            let dumps = self
-                .dumps
-                .as_ref()
-                .map_or(std::ptr::null_mut(), Owned::as_ptr);
+            let dumps = self.dumps.as_ref().map_or(std::ptr::null_mut(), Owned::as_ptr);
             let protocol = py::check(PyLong_FromLong(5))?;
             let args = [obj, protocol.as_ptr()];
-            let pickled = Owned::from_new(PyObject_Vectorcall(
-                dumps,
-                args.as_ptr(),
-                2,
-                std::ptr::null_mut(),
-            ));
+            let pickled = Owned::from_new(PyObject_Vectorcall(dumps, args.as_ptr(), 2, std::ptr::null_mut()));
             let Some(pickled) = pickled else {
                 let why = py::take_exception()
-                    .map(|exc| {
-                        format!(
-                            "{}: {}",
-                            py::type_name(exc.as_ptr()),
-                            py::display(exc.as_ptr())
-                        )
-                    })
+                    .map(|exc| format!("{}: {}", py::type_name(exc.as_ptr()), py::display(exc.as_ptr())))
                     .unwrap_or_default();
-                return Err(ConvertError::NotShareable(format!(
+                return Err(self.refuse(format!(
                     "{name} object is not shareable: it is not natively shareable and pickling it \
                      failed ({why})"
                 )));
             };
             if PyBytes_Check(pickled.as_ptr()) == 0 {
-                return Err(ConvertError::NotShareable(format!(
-                    "pickling a {name} object did not give bytes"
-                )));
+                return Err(self.refuse(format!("pickling a {name} object did not give bytes")));
             }
             let data = PyBytes_AsString(pickled.as_ptr()).cast::<u8>();
             let len = PyBytes_Size(pickled.as_ptr()) as usize;
@@ -331,35 +334,54 @@ impl Encoder {
     }
 }
 
-unsafe fn encode_int(obj: *mut PyObject) -> Result<Value> {
-    let mut overflow: std::ffi::c_int = 0;
-    // SAFETY: `obj` is an exact int and the GIL is held.
-    let small = unsafe { PyLong_AsLongLongAndOverflow(obj, &mut overflow) };
-    if overflow == 0 {
-        // -1 is both a value and the error marker; only an error sets an exception.
-        // SAFETY: the GIL is held.
-        if small == -1 && unsafe { !PyErr_Occurred().is_null() } {
-            return Err(ConvertError::Raised);
-        }
-        return Ok(Value::Int(small));
-    }
-    // Hex is linear to produce and parse, and exempt from the int/str digit limit.
-    // SAFETY: `obj` is an int; the result is a new str such as "-0x1f".
-    let hex = unsafe { py::check(PyNumber_ToBase(obj, 16))? };
-    // SAFETY: `hex` is a str kept alive for the copy.
-    let text = unsafe { py::str_utf8(hex.as_ptr())? };
-    Ok(Value::BigInt(text.into()))
+// Hot leaf kinds are written straight into the vector's next slot, reserved
+// first. A plain `push` builds the `Value` on the stack in pieces (it must
+// survive a possible reallocation) and reloads it whole, a store-forwarding
+// stall that tripled the cost of converting a list of ints.
+#[inline(always)]
+fn push_in_place(out: &mut Vec<Value>, make: impl FnOnce() -> Value) {
+    out.reserve(1);
+    let len = out.len();
+    out.spare_capacity_mut()[0].write(make());
+    // SAFETY: the slot at `len` is within capacity and was just initialized.
+    unsafe { out.set_len(len + 1) };
 }
 
-unsafe fn encode_str(obj: *mut PyObject) -> Result<Value> {
+#[inline(never)]
+fn push_int(out: &mut Vec<Value>, value: i64) {
+    push_in_place(out, || Value::Int(value));
+}
+
+#[inline(never)]
+fn push_float(out: &mut Vec<Value>, value: f64) {
+    push_in_place(out, || Value::Float(value));
+}
+
+#[inline(never)]
+fn push_none(out: &mut Vec<Value>) {
+    push_in_place(out, || Value::None);
+}
+
+/// An int too big for 64 bits, as hex: linear to produce and parse, and
+/// exempt from the int/str digit limit.
+unsafe fn encode_big_int(obj: *mut PyObject) -> Step<Value> {
+    // SAFETY: `obj` is an int; the result is a new str such as "-0x1f".
+    unsafe {
+        PyErr_Clear();
+        let hex = py::check(PyNumber_ToBase(obj, 16))?;
+        let text = py::str_utf8(hex.as_ptr())?;
+        Ok(Value::BigInt(text.into()))
+    }
+}
+
+unsafe fn encode_str(obj: *mut PyObject) -> Step<Value> {
     let mut size: Py_ssize_t = 0;
     // SAFETY: `obj` is an exact str and the GIL is held.
     let data = unsafe { PyUnicode_AsUTF8AndSize(obj, &mut size) };
     if !data.is_null() {
         // SAFETY: CPython returned `size` bytes of valid UTF-8 owned by `obj`.
-        let text = unsafe {
-            std::str::from_utf8_unchecked(std::slice::from_raw_parts(data.cast(), size as usize))
-        };
+        let text =
+            unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(data.cast(), size as usize)) };
         return Ok(Value::Str(text.into()));
     }
     // Lone surrogates: valid in Python, not UTF-8. Keep them exactly.
@@ -373,8 +395,6 @@ unsafe fn encode_str(obj: *mut PyObject) -> Result<Value> {
         ))?;
         let data = PyBytes_AsString(encoded.as_ptr()).cast::<u8>();
         let len = PyBytes_Size(encoded.as_ptr()) as usize;
-        Ok(Value::StrSurrogates(
-            std::slice::from_raw_parts(data, len).into(),
-        ))
+        Ok(Value::StrSurrogates(std::slice::from_raw_parts(data, len).into()))
     }
 }
