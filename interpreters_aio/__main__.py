@@ -97,8 +97,10 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
                         help="threads / interpreters / processes (default: CPU count)")
-    parser.add_argument("--tasks", type=int, default=None, help="chunks of work (default: 4 x workers)")
-    parser.add_argument("--size", type=int, default=60_000, help="numbers per chunk (default: 60000)")
+    parser.add_argument("--tasks", type=int, default=None,
+                        help="chunks of work (default: 4 x workers)")
+    parser.add_argument("--size", type=int, default=60_000,
+                        help="numbers per chunk (default: 60000)")
     args = parser.parse_args(argv)
     if args.workers < 1 or args.size < 1 or (args.tasks is not None and args.tasks < 1):
         parser.error("--workers, --tasks and --size must be positive")
