@@ -19,7 +19,6 @@ from .registry import BASELINE, NO_CHECK, Case, Contender, register_section
 from .stdlib_interpreters import StdlibInterpreters, detect
 from .timing import Op
 
-STDLIB_NAME_312 = "_xxsubinterpreters"
 STDLIB_NAME_313 = "_interpreters"
 
 PICKLE_TARGET_SPEEDUP = 3.0

@@ -11,4 +11,4 @@ pub mod interpreters;
 pub mod value;
 
 pub use interpreters::{CloseTicket, Handle, InterpreterTable, RunTicket, TableError};
-pub use value::{ShippedFunction, Value, MAX_DEPTH};
+pub use value::{Seq, ShippedFunction, Value, MAX_DEPTH};

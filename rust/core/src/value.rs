@@ -30,6 +30,11 @@ pub enum Value {
     Bytes(Box<[u8]>),
     Tuple(Vec<Value>),
     List(Vec<Value>),
+    /// A list or tuple holding only 64-bit ints, packed: numeric data is the
+    /// common big payload, and one flat buffer copies and frees in one go.
+    Ints(Seq, Box<[i64]>),
+    /// A list or tuple holding only floats, packed likewise.
+    Floats(Seq, Box<[f64]>),
     /// Keys and values alternating: `[k0, v0, k1, v1, ...]`, in dict order.
     /// Flat, so converters push items in place like any other container.
     Dict(Vec<Value>),
@@ -40,6 +45,13 @@ pub enum Value {
     /// A function shipped by its code (defined in `__main__`, or a lambda):
     /// rebuilt in the receiver with the receiver's `__main__` as globals.
     Function(Box<ShippedFunction>),
+}
+
+/// Which sequence type a packed `Ints`/`Floats` value rebuilds as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seq {
+    List,
+    Tuple,
 }
 
 /// The parts of a function that let another interpreter rebuild it.
@@ -75,6 +87,8 @@ impl Value {
         match self {
             Value::BigInt(s) | Value::Str(s) => own + s.len(),
             Value::StrSurrogates(b) | Value::Bytes(b) | Value::Pickled(b) => own + b.len(),
+            Value::Ints(_, items) => own + std::mem::size_of_val(&**items),
+            Value::Floats(_, items) => own + std::mem::size_of_val(&**items),
             Value::Tuple(items)
             | Value::List(items)
             | Value::Dict(items)
@@ -114,5 +128,6 @@ mod tests {
         assert!(small.heap_size() < big.heap_size());
         let list = Value::List(vec![big.clone(), big]);
         assert!(list.heap_size() >= 20_000);
+        assert!(Value::Ints(Seq::List, vec![0; 1000].into()).heap_size() >= 8000);
     }
 }

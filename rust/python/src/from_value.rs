@@ -6,7 +6,7 @@
 
 use std::ffi::c_char;
 
-use interpreters_aio_core::{ShippedFunction, Value};
+use interpreters_aio_core::{Seq, ShippedFunction, Value};
 use pyo3_ffi::*;
 
 use crate::py::{self, Owned, PyResult, Raised};
@@ -69,6 +69,10 @@ impl Decoder {
                         PyList_SET_ITEM(list.as_ptr(), i as Py_ssize_t, obj.into_ptr());
                     }
                     Ok(list)
+                }
+                Value::Ints(seq, ints) => fill_sequence(*seq, ints.len(), |i| PyLong_FromLongLong(ints[i])),
+                Value::Floats(seq, floats) => {
+                    fill_sequence(*seq, floats.len(), |i| PyFloat_FromDouble(floats[i]))
                 }
                 Value::Dict(items) => {
                     let dict = py::check(PyDict_New())?;
@@ -148,6 +152,32 @@ impl Decoder {
             }
             Ok(function)
         }
+    }
+}
+
+/// A new list or tuple of `len` items made by `make` (each a new reference).
+///
+/// # Safety
+/// The GIL is held.
+unsafe fn fill_sequence(seq: Seq, len: usize, make: impl Fn(usize) -> *mut PyObject) -> PyResult<Owned> {
+    // SAFETY: the GIL is held; each slot of the fresh sequence is filled once
+    // with a new reference before anyone else can see it.
+    unsafe {
+        let out = match seq {
+            Seq::List => py::check(PyList_New(len as Py_ssize_t))?,
+            Seq::Tuple => py::check(PyTuple_New(len as Py_ssize_t))?,
+        };
+        for i in 0..len {
+            let item = make(i);
+            if item.is_null() {
+                return Err(Raised); // the unfilled slots are NULL, which dealloc skips
+            }
+            match seq {
+                Seq::List => PyList_SET_ITEM(out.as_ptr(), i as Py_ssize_t, item),
+                Seq::Tuple => PyTuple_SET_ITEM(out.as_ptr(), i as Py_ssize_t, item),
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -10,7 +10,7 @@
 
 use std::ffi::c_char;
 
-use interpreters_aio_core::{ShippedFunction, Value, MAX_DEPTH};
+use interpreters_aio_core::{Seq, ShippedFunction, Value, MAX_DEPTH};
 use pyo3_ffi::*;
 
 use crate::py::{self, Owned, Raised};
@@ -164,6 +164,22 @@ impl Encoder {
         Ok(())
     }
 
+    /// Converts an item borrowed from a mutable container. Converting may run
+    /// Python code (a pickler) that removes the item from its container, so
+    /// it is kept alive meanwhile, unless its conversion cannot run Python.
+    #[inline]
+    unsafe fn encode_item(&mut self, item: *mut PyObject, out: &mut Vec<Value>) -> Step<()> {
+        // SAFETY: `item` is live when borrowed; the GIL is held throughout.
+        unsafe {
+            if runs_no_python(item) {
+                self.encode_into(item, out)
+            } else {
+                let item = Owned::from_borrowed(item);
+                self.encode_into(item.as_ptr(), out)
+            }
+        }
+    }
+
     unsafe fn encode_container(&mut self, obj: *mut PyObject) -> Step<Value> {
         if self.open_containers.len() >= MAX_DEPTH {
             // SAFETY: the GIL is held and `obj` is live.
@@ -191,33 +207,51 @@ impl Encoder {
         // e.g. a pickler, that mutates the container).
         unsafe {
             if is_type(obj, &raw mut PyTuple_Type) {
-                let len = PyTuple_GET_SIZE(obj);
-                let mut items = Vec::with_capacity(len as usize);
-                for i in 0..len {
-                    self.encode_into(PyTuple_GET_ITEM(obj, i), &mut items)?;
+                let len = PyTuple_GET_SIZE(obj) as usize;
+                if len > 0 {
+                    let items = (&raw const (*obj.cast::<PyTupleObject>()).ob_item).cast::<*mut PyObject>();
+                    if let Some(packed) = pack_numbers(Seq::Tuple, std::slice::from_raw_parts(items, len)) {
+                        return Ok(packed);
+                    }
                 }
-                return Ok(Value::Tuple(items));
+                let mut values = Vec::with_capacity(len);
+                for i in 0..len as Py_ssize_t {
+                    // A tuple owns its items for as long as we hold the tuple.
+                    self.encode_into(PyTuple_GET_ITEM(obj, i), &mut values)?;
+                }
+                return Ok(Value::Tuple(values));
             }
             if is_type(obj, &raw mut PyList_Type) {
-                let mut items = Vec::with_capacity(PyList_GET_SIZE(obj) as usize);
+                let len = PyList_GET_SIZE(obj) as usize;
+                let items = (*obj.cast::<PyListObject>()).ob_item.cast_const();
+                if len > 0 {
+                    if let Some(packed) = pack_numbers(Seq::List, std::slice::from_raw_parts(items, len)) {
+                        return Ok(packed);
+                    }
+                }
+                let mut values = Vec::with_capacity(len);
                 let mut i = 0;
                 while i < PyList_GET_SIZE(obj) {
-                    let item = Owned::from_borrowed(PyList_GET_ITEM(obj, i));
-                    self.encode_into(item.as_ptr(), &mut items)?;
+                    self.encode_item(PyList_GET_ITEM(obj, i), &mut values)?;
                     i += 1;
                 }
-                return Ok(Value::List(items));
+                return Ok(Value::List(values));
             }
             if is_type(obj, &raw mut PyDict_Type) {
-                let mut items = Vec::with_capacity(2 * PyDict_Size(obj) as usize);
+                let mut values = Vec::with_capacity(2 * PyDict_Size(obj) as usize);
                 let mut pos: Py_ssize_t = 0;
                 let (mut key, mut value) = (std::ptr::null_mut(), std::ptr::null_mut());
                 while PyDict_Next(obj, &mut pos, &mut key, &mut value) != 0 {
-                    let (key, value) = (Owned::from_borrowed(key), Owned::from_borrowed(value));
-                    self.encode_into(key.as_ptr(), &mut items)?;
-                    self.encode_into(value.as_ptr(), &mut items)?;
+                    if runs_no_python(key) && runs_no_python(value) {
+                        self.encode_into(key, &mut values)?;
+                        self.encode_into(value, &mut values)?;
+                    } else {
+                        let (key, value) = (Owned::from_borrowed(key), Owned::from_borrowed(value));
+                        self.encode_into(key.as_ptr(), &mut values)?;
+                        self.encode_into(value.as_ptr(), &mut values)?;
+                    }
                 }
-                return Ok(Value::Dict(items));
+                return Ok(Value::Dict(values));
             }
             let iter = py::check(PyObject_GetIter(obj))?;
             let mut items = Vec::with_capacity(PySet_Size(obj).max(0) as usize);
@@ -332,6 +366,64 @@ impl Encoder {
             Ok(Value::Pickled(std::slice::from_raw_parts(data, len).into()))
         }
     }
+}
+
+/// Whether converting `obj` can never run Python code (so a borrowed
+/// reference to it stays valid throughout).
+#[inline]
+fn runs_no_python(obj: *mut PyObject) -> bool {
+    // SAFETY: reading the type of a live object.
+    let ty = unsafe { Py_TYPE(obj) };
+    // SAFETY: taking the addresses of CPython's static type objects.
+    unsafe {
+        ty == &raw mut PyLong_Type
+            || ty == &raw mut PyUnicode_Type
+            || ty == &raw mut PyFloat_Type
+            || ty == &raw mut PyBool_Type
+            || ty == &raw mut PyBytes_Type
+            || ty == &raw mut PyComplex_Type
+            || obj == Py_None()
+    }
+}
+
+/// Packs a sequence holding only ints that fit 64 bits, or only floats, into
+/// one flat buffer; `None` if it holds anything else. Runs no Python code, so
+/// the borrowed items cannot change under it.
+///
+/// # Safety
+/// The GIL is held and `items` are the live items of a list or tuple.
+unsafe fn pack_numbers(seq: Seq, items: &[*mut PyObject]) -> Option<Value> {
+    let first = *items.first()?;
+    // SAFETY: for the whole body, every item is a live object whose exact type
+    // is checked before its value is read.
+    unsafe {
+        if Py_TYPE(first) == &raw mut PyLong_Type {
+            let mut ints = Vec::with_capacity(items.len());
+            for &item in items {
+                if Py_TYPE(item) != &raw mut PyLong_Type {
+                    return None;
+                }
+                let mut overflow: std::ffi::c_int = 0;
+                let value = PyLong_AsLongLongAndOverflow(item, &mut overflow);
+                if overflow != 0 {
+                    return None;
+                }
+                ints.push(value);
+            }
+            return Some(Value::Ints(seq, ints.into_boxed_slice()));
+        }
+        if Py_TYPE(first) == &raw mut PyFloat_Type {
+            let mut floats = Vec::with_capacity(items.len());
+            for &item in items {
+                if Py_TYPE(item) != &raw mut PyFloat_Type {
+                    return None;
+                }
+                floats.push(PyFloat_AS_DOUBLE(item));
+            }
+            return Some(Value::Floats(seq, floats.into_boxed_slice()));
+        }
+    }
+    None
 }
 
 // Hot leaf kinds are written straight into the vector's next slot, reserved
