@@ -1,9 +1,15 @@
 """Section "interpreters": the basic costs of a subinterpreter, against the alternatives.
 
 Each case times interpreters_aio, the standard library's private module
-(``_interpreters`` on 3.13, ``_xxsubinterpreters`` on 3.12) where it can do
-the job, and worker processes with each :mod:`multiprocessing` start method
-doing the nearest equivalent job.
+(``_interpreters`` on 3.13 and 3.14, ``_xxsubinterpreters`` on 3.12) and its
+public ``concurrent.interpreters`` (3.14) where they can do the job, and
+worker processes with each :mod:`multiprocessing` start method doing the
+nearest equivalent job.
+
+create+close runs first, and times each interpreter contender in a fresh
+process of its own: CPython 3.12 and 3.13 leak memory with every interpreter
+created and destroyed, which slows down the creations timed after it in the
+same process.
 """
 
 from __future__ import annotations
@@ -11,18 +17,22 @@ from __future__ import annotations
 import pickle
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from types import ModuleType
+from typing import Any
 
 import interpreters_aio as interpreters
 
 from . import processes, workers
 from .registry import BASELINE, NO_CHECK, Case, Contender, register_section
-from .stdlib_interpreters import StdlibInterpreters, detect
+from .stdlib_interpreters import PUBLIC_MODULE, StdlibInterpreters, detect, detect_public
 from .timing import Op
 
-STDLIB_NAME_313 = "_interpreters"
+PRIVATE_MODULE_313 = "_interpreters"
+"""The private module of CPython 3.13 and later (3.12 has ``_xxsubinterpreters``)."""
 
 PICKLE_TARGET_SPEEDUP = 3.0
-"""The native copy should be at least this many times faster than pickling."""
+"""interpreters_aio's native copy should be at least this many times faster than
+pickling: than pickling in-process, and than ``concurrent.interpreters``, which pickles."""
 
 CONTAINER_LIST = list(range(1000))
 CONTAINER_DICT = {str(i): i for i in range(100)}
@@ -53,6 +63,24 @@ def _stdlib_interpreter(stdlib: StdlibInterpreters) -> Iterator[object]:
         yield id
     finally:
         stdlib.destroy(id)
+
+
+@contextmanager
+def _public_interpreter(public: ModuleType) -> Iterator[Any]:
+    interp = public.create()
+    try:
+        yield interp
+    finally:
+        interp.close()
+
+
+def _public_contender(
+    public: ModuleType | None, make: Callable[[ModuleType], Contender]
+) -> Contender:
+    """The ``concurrent.interpreters`` row: ``make`` returns the contender."""
+    if public is None:
+        return Contender.unavailable(PUBLIC_MODULE, f"no {PUBLIC_MODULE} module (CPython 3.14+)")
+    return make(public)
 
 
 def _stdlib_contender(
@@ -93,10 +121,24 @@ def _ours_create_close() -> Iterator[Op]:
     yield lambda: interpreters.create().close()
 
 
-def _create_close_case(stdlib: StdlibInterpreters | None) -> Case:
+def _create_close_case(stdlib: StdlibInterpreters | None, public: ModuleType | None) -> Case:
     def stdlib_row(stdlib: StdlibInterpreters) -> Contender:
         create, destroy = stdlib.create, stdlib.destroy
-        return Contender(stdlib.name, lambda: _ready(lambda: destroy(create())))
+        return Contender(
+            stdlib.name,
+            lambda: _ready(lambda: destroy(create())),
+            note="destroy(create())",
+            fresh_process=True,
+        )
+
+    def public_row(public: ModuleType) -> Contender:
+        create = public.create
+        return Contender(
+            PUBLIC_MODULE,
+            lambda: _ready(lambda: create().close()),
+            note="create().close()",
+            fresh_process=True,
+        )
 
     def process_setup(method: str) -> Callable[[], AbstractContextManager[Op]]:
         ctx = processes.context(method)
@@ -106,8 +148,9 @@ def _create_close_case(stdlib: StdlibInterpreters | None) -> Case:
         name="create+close",
         description="create an interpreter and close it / start a no-op process and join it",
         contenders=[
-            Contender(BASELINE, _ours_create_close),
+            Contender(BASELINE, _ours_create_close, note="create().close()", fresh_process=True),
             _stdlib_contender(stdlib, stdlib_row),
+            _public_contender(public, public_row),
             *_process_contenders(process_setup, note="start + join a no-op Process"),
         ],
     )
@@ -134,7 +177,9 @@ def _pipe_round_trip(method: str) -> Iterator[Op]:
         yield op
 
 
-def _exec_case(stdlib: StdlibInterpreters | None, *, in_thread: bool) -> Case:
+def _exec_case(
+    stdlib: StdlibInterpreters | None, public: ModuleType | None, *, in_thread: bool
+) -> Case:
     def stdlib_row(stdlib: StdlibInterpreters) -> Contender:
         @contextmanager
         def setup() -> Iterator[Op]:
@@ -142,8 +187,17 @@ def _exec_case(stdlib: StdlibInterpreters | None, *, in_thread: bool) -> Case:
                 exec_ = stdlib.exec
                 yield lambda: exec_(id, "pass")
 
-        verb = "exec" if stdlib.name == STDLIB_NAME_313 else "run_string"
+        verb = "exec" if stdlib.name == PRIVATE_MODULE_313 else "run_string"
         return Contender(stdlib.name, setup, note=f'{verb}(id, "pass")')
+
+    def public_row(public: ModuleType) -> Contender:
+        @contextmanager
+        def setup() -> Iterator[Op]:
+            with _public_interpreter(public) as interp:
+                exec_ = interp.exec
+                yield lambda: exec_("pass")
+
+        return Contender(PUBLIC_MODULE, setup, note='exec("pass")')
 
     where = "worker thread" if in_thread else "main thread"
     return Case(
@@ -154,6 +208,7 @@ def _exec_case(stdlib: StdlibInterpreters | None, *, in_thread: bool) -> Case:
         contenders=[
             Contender(BASELINE, _ours_exec, note='exec("pass")'),
             _stdlib_contender(stdlib, stdlib_row),
+            _public_contender(public, public_row),
             *_process_contenders(
                 lambda method: lambda: _pipe_round_trip(method),
                 expected=1,
@@ -178,7 +233,36 @@ def _pool_apply(method: str, func: Callable[..., object], *args: object) -> Call
     return setup
 
 
-def _call_case(stdlib: StdlibInterpreters | None) -> Case:
+def _stdlib_call(
+    stdlib: StdlibInterpreters, func: Callable[..., object], *args: object
+) -> Callable[[], AbstractContextManager[Op]]:
+    """The setup of a stdlib row that calls ``func(*args)`` in an existing interpreter."""
+    stdlib_call = stdlib.call
+    assert stdlib_call is not None
+
+    @contextmanager
+    def setup() -> Iterator[Op]:
+        with _stdlib_interpreter(stdlib) as id:
+            yield lambda: stdlib_call(id, func, *args)
+
+    return setup
+
+
+def _public_call(
+    public: ModuleType, func: Callable[..., object], *args: object
+) -> Callable[[], AbstractContextManager[Op]]:
+    """The setup of a ``concurrent.interpreters`` row that calls ``func(*args)``."""
+
+    @contextmanager
+    def setup() -> Iterator[Op]:
+        with _public_interpreter(public) as interp:
+            call = interp.call
+            yield lambda: call(func, *args)
+
+    return setup
+
+
+def _call_case(stdlib: StdlibInterpreters | None, public: ModuleType | None) -> Case:
     @contextmanager
     def ours() -> Iterator[Op]:
         with _our_interpreter() as interp:
@@ -186,19 +270,27 @@ def _call_case(stdlib: StdlibInterpreters | None) -> Case:
             yield lambda: call(workers.add, 1, 2)
 
     def stdlib_row(stdlib: StdlibInterpreters) -> Contender | str:
-        stdlib_call = stdlib.call
-        if stdlib_call is None:
+        if stdlib.call is None:
             return f"{stdlib.name} has no call()"
-
-        @contextmanager
-        def setup() -> Iterator[Op]:
-            with _stdlib_interpreter(stdlib) as id:
-                yield lambda: stdlib_call(id, workers.trivial_noarg)
-
+        if stdlib.call_passes_args and stdlib.call_returns_result:
+            return Contender(
+                stdlib.name,
+                _stdlib_call(stdlib, workers.add, 1, 2),
+                expected=3,
+                note="call(id, add, (1, 2)) -> (3, None)",
+            )
         return Contender(
             stdlib.name,
-            setup,
-            note="call(id, f) of a no-arg f; the result is not returned on 3.13",
+            _stdlib_call(stdlib, workers.trivial_noarg),
+            note="call(id, f) of a no-arg f (no args on 3.13); result not returned, not checked",
+        )
+
+    def public_row(public: ModuleType) -> Contender:
+        return Contender(
+            PUBLIC_MODULE,
+            _public_call(public, workers.add, 1, 2),
+            expected=3,
+            note="call(add, 1, 2) -> 3",
         )
 
     return Case(
@@ -208,6 +300,7 @@ def _call_case(stdlib: StdlibInterpreters | None) -> Case:
         contenders=[
             Contender(BASELINE, ours, expected=3, note="call(add, 1, 2) -> 3"),
             _stdlib_contender(stdlib, stdlib_row),
+            _public_contender(public, public_row),
             *_process_contenders(
                 lambda method: _pool_apply(method, workers.add, 1, 2),
                 expected=3,
@@ -217,14 +310,14 @@ def _call_case(stdlib: StdlibInterpreters | None) -> Case:
     )
 
 
-def _pickle_round_trip_twice() -> object:
+def _pickle_round_trip() -> object:
     """What sending the containers there and the result back costs with pickle."""
     protocol = pickle.HIGHEST_PROTOCOL
     arrived = pickle.loads(pickle.dumps((CONTAINER_LIST, CONTAINER_DICT), protocol))
     return pickle.loads(pickle.dumps(arrived, protocol))
 
 
-def _containers_case(stdlib: StdlibInterpreters | None) -> Case:
+def _containers_case(stdlib: StdlibInterpreters | None, public: ModuleType | None) -> Case:
     lst, dct = CONTAINER_LIST, CONTAINER_DICT
     expected = (lst, dct)
 
@@ -234,10 +327,26 @@ def _containers_case(stdlib: StdlibInterpreters | None) -> Case:
             call = interp.call
             yield lambda: call(workers.round_trip, lst, dct)
 
-    def stdlib_row(stdlib: StdlibInterpreters) -> str:
+    def stdlib_row(stdlib: StdlibInterpreters) -> Contender | str:
         if stdlib.call is None:
             return f"{stdlib.name} has no call()"
-        return f"{stdlib.name}.call() takes no arguments"
+        if not (stdlib.call_passes_args and stdlib.call_returns_result):
+            return f"{stdlib.name}.call() takes no arguments and returns no result here"
+        return Contender(
+            stdlib.name,
+            _stdlib_call(stdlib, workers.round_trip, lst, dct),
+            expected=expected,
+            note="call(id, round_trip, (lst, dct)); pickles the data there and back",
+        )
+
+    def public_row(public: ModuleType) -> Contender:
+        return Contender(
+            PUBLIC_MODULE,
+            _public_call(public, workers.round_trip, lst, dct),
+            expected=expected,
+            note="call(round_trip, lst, dct); pickles the data there and back",
+            target_speedup=PICKLE_TARGET_SPEEDUP,
+        )
 
     return Case(
         name="call with containers",
@@ -246,11 +355,13 @@ def _containers_case(stdlib: StdlibInterpreters | None) -> Case:
         contenders=[
             Contender(BASELINE, ours, expected=expected, note="args there + data back"),
             _stdlib_contender(stdlib, stdlib_row),
+            _public_contender(public, public_row),
             Contender(
                 "pickle baseline",
-                lambda: _ready(_pickle_round_trip_twice),
+                lambda: _ready(_pickle_round_trip),
                 expected=expected,
-                note="in-process pickle dumps+loads, twice",
+                note="in-process pickle.dumps+loads of the data, there and back "
+                "(no interpreter involved)",
                 target_speedup=PICKLE_TARGET_SPEEDUP,
             ),
             *_process_contenders(
@@ -267,15 +378,16 @@ def _containers_case(stdlib: StdlibInterpreters | None) -> Case:
 
 @register_section(
     "interpreters",
-    "creating subinterpreters and running trivial work in them, vs the stdlib module and processes",
+    "creating subinterpreters and running trivial work in them, vs the stdlib and processes",
 )
 def build() -> list[Case]:
     """The cases of the section, for what the running Python offers."""
-    stdlib = detect()
+    stdlib, public = detect(), detect_public()
     return [
-        _create_close_case(stdlib),
-        _exec_case(stdlib, in_thread=False),
-        _exec_case(stdlib, in_thread=True),
-        _call_case(stdlib),
-        _containers_case(stdlib),
+        # First, though it times its interpreter contenders in fresh processes anyway.
+        _create_close_case(stdlib, public),
+        _exec_case(stdlib, public, in_thread=False),
+        _exec_case(stdlib, public, in_thread=True),
+        _call_case(stdlib, public),
+        _containers_case(stdlib, public),
     ]

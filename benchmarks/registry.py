@@ -57,7 +57,11 @@ class Contender:
     reason: str = ""
     target_speedup: float | None = None
     """If set, the baseline should be at least this many times faster than this
-    contender; the report says whether it is."""
+    contender; the report says whether it is. Any number of a case's contenders
+    may have one."""
+    fresh_process: bool = False
+    """Time it in a new process of its own (see :mod:`benchmarks.isolated`), so
+    that nothing timed before in this process affects it."""
 
     @classmethod
     def unavailable(cls, name: str, reason: str) -> Contender:

@@ -41,6 +41,18 @@ def format_ratio(seconds: float, baseline: float) -> str:
     return f"{1 / ratio:.2f}x faster"
 
 
+def _note(case: CaseResult, result: ContenderResult) -> str:
+    """The row's note: where it was timed, what it measures, and whether it meets its target."""
+    parts = ["fresh process"] if result.fresh_process else []
+    if result.note:
+        parts.append(result.note)
+    met = case.target_met(result)
+    if met is not None:
+        verdict = "met" if met else "MISSED"
+        parts.append(f"target: {case.baseline} >= {result.target_speedup:g}x faster, {verdict}")
+    return "; ".join(parts)
+
+
 def _row(case: CaseResult, result: ContenderResult) -> list[str]:
     """One table row; the ratio compares best times with the case's baseline."""
     if result.timing is None:
@@ -54,19 +66,13 @@ def _row(case: CaseResult, result: ContenderResult) -> list[str]:
         ratio = "n/a"
     else:
         ratio = format_ratio(best, baseline)
-    note = result.note
-    met = case.target_met(result)
-    if met is not None:
-        verdict = "met" if met else "MISSED"
-        target = f"target: {case.baseline} >= {result.target_speedup:g}x faster, {verdict}"
-        note = f"{note}; {target}" if note else target
     return [
         case.name,
         result.contender,
         format_duration(result.timing.median),
         format_duration(best),
         ratio,
-        note,
+        _note(case, result),
     ]
 
 
@@ -117,6 +123,7 @@ def to_json(env: dict[str, Any], options: dict[str, Any], sections: Sequence[Sec
             "available": not result.unavailable,
             "unavailable_reason": result.unavailable or None,
             "error": result.error or None,
+            "fresh_process": result.fresh_process,
             "target_speedup": result.target_speedup,
             "target_met": case.target_met(result),
         }

@@ -1,15 +1,19 @@
 """Runs the registered sections: sets each contender up, checks it, times it, cleans up.
 
 A contender that fails (setup error, wrong result, exception while timing) is
-recorded as an error, with its traceback on stderr, and the run goes on.
+recorded as an error, with its traceback on stderr, and the run goes on. A
+contender marked ``fresh_process`` is timed in a new process by
+:mod:`benchmarks.isolated`, which calls :func:`measure_in_process` there.
 """
 
 from __future__ import annotations
 
+import sys
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from . import isolated
 from .registry import NO_CHECK, Case, Contender, Section, qualified_name
 from .timing import Op, Timing, TimingConfig, measure, run_in_thread
 
@@ -30,6 +34,8 @@ class ContenderResult:
     """What went wrong, if it failed."""
     target_speedup: float | None = None
     """See :attr:`Contender.target_speedup`."""
+    fresh_process: bool = False
+    """Whether it was timed in a fresh process (see :attr:`Contender.fresh_process`)."""
 
 
 @dataclass(frozen=True)
@@ -87,25 +93,51 @@ def _check_and_measure(contender: Contender, op: Op, config: TimingConfig) -> Ti
     return measure(op, config)
 
 
-def run_contender(case: Case, contender: Contender, config: TimingConfig) -> ContenderResult:
-    """Set ``contender`` up, time it (in a new thread if the case says so), clean up."""
+def measure_in_process(case: Case, contender: Contender, config: TimingConfig) -> Timing:
+    """Set ``contender`` up, check and time it in this process (in a new thread if the
+    case says so), clean up. Raises if the contender is unavailable or fails."""
+    if contender.setup is None:
+        raise ValueError(f"{contender.name} is not available: {contender.reason}")
+    with contender.setup() as op:
+        if case.in_thread:
+            return run_in_thread(lambda: _check_and_measure(contender, op, config))
+        return _check_and_measure(contender, op, config)
+
+
+def run_contender(
+    section: Section, case: Case, contender: Contender, config: TimingConfig
+) -> ContenderResult:
+    """Time ``contender`` here, or in a fresh process if it says so; record any failure."""
     if contender.setup is None:
         return ContenderResult(
             contender.name, contender.note, None, unavailable=contender.reason or "n/a"
         )
+    fresh = contender.fresh_process
     try:
-        with contender.setup() as op:
-            if case.in_thread:
-                timing = run_in_thread(lambda: _check_and_measure(contender, op, config))
-            else:
-                timing = _check_and_measure(contender, op, config)
+        if fresh:
+            timing = isolated.measure_in_fresh_process(
+                qualified_name(section, case), contender.name, config
+            )
+        else:
+            timing = measure_in_process(case, contender, config)
     except Exception as exc:
-        traceback.print_exc()
+        if isinstance(exc, isolated.FreshProcessFailed):  # its traceback is the child's
+            print(f"{contender.name}: {exc}", file=sys.stderr)
+        else:
+            traceback.print_exc()
         return ContenderResult(
-            contender.name, contender.note, None, error=f"{type(exc).__name__}: {exc}"
+            contender.name,
+            contender.note,
+            None,
+            error=f"{type(exc).__name__}: {exc}",
+            fresh_process=fresh,
         )
     return ContenderResult(
-        contender.name, contender.note, timing, target_speedup=contender.target_speedup
+        contender.name,
+        contender.note,
+        timing,
+        target_speedup=contender.target_speedup,
+        fresh_process=fresh,
     )
 
 
@@ -129,8 +161,9 @@ def run_section(
         results = []
         for contender in case.contenders:
             if progress is not None and contender.setup is not None:
-                progress(f"{qualified_name(section, case)}: {contender.name}")
-            results.append(run_contender(case, contender, config))
+                where = " (fresh process)" if contender.fresh_process else ""
+                progress(f"{qualified_name(section, case)}: {contender.name}{where}")
+            results.append(run_contender(section, case, contender, config))
         cases.append(CaseResult(case.name, case.description, case.baseline, results))
     return SectionResult(section.name, section.description, cases)
 

@@ -5,10 +5,20 @@
 //! crate only ever sees as an opaque [`interpreters::Handle`]. That split is
 //! what lets the rules of DESIGN.md section 3 be unit-tested with `cargo test`.
 
-#![forbid(unsafe_code)]
+// `unsafe` is allowed only in `sys`, the core's OS FFI (eventfd, ppoll).
+#![deny(unsafe_code)]
 
+pub mod channel;
+pub mod fifo;
 pub mod interpreters;
+pub mod parker;
+pub mod queue;
+pub mod registry;
+pub mod shared;
+mod sync;
+#[allow(unsafe_code)]
+pub mod sys;
 pub mod value;
 
 pub use interpreters::{CloseTicket, Handle, InterpreterTable, RunTicket, TableError};
-pub use value::{Seq, ShippedFunction, Value, MAX_DEPTH};
+pub use value::{Seq, Shared, ShippedFunction, Value, MAX_DEPTH};

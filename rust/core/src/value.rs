@@ -40,11 +40,38 @@ pub enum Value {
     Dict(Vec<Value>),
     Set(Vec<Value>),
     FrozenSet(Vec<Value>),
+    /// A queue: sending one sends a reference to the same queue.
+    Queue(Shared<crate::queue::Queue>),
+    /// One end of a channel: sending one sends a reference to the same channel.
+    Channel(Shared<crate::channel::Channel>, crate::channel::End),
+    /// Shared memory: sending one sends a reference, never the bytes.
+    Buffer(Shared<crate::shared::SharedBytes>),
     /// An object that is not natively shareable, as a pickle.
     Pickled(Box<[u8]>),
     /// A function shipped by its code (defined in `__main__`, or a lambda):
     /// rebuilt in the receiver with the receiver's `__main__` as globals.
     Function(Box<ShippedFunction>),
+}
+
+/// A reference-counted handle to a shared object, compared by identity.
+pub struct Shared<T>(pub std::sync::Arc<T>);
+
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Shared(std::sync::Arc::clone(&self.0))
+    }
+}
+
+impl<T> std::fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Shared<{}>({:p})", std::any::type_name::<T>(), std::sync::Arc::as_ptr(&self.0))
+    }
+}
+
+impl<T> PartialEq for Shared<T> {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 /// Which sequence type a packed `Ints`/`Floats` value rebuilds as.
