@@ -132,3 +132,29 @@ print(len(interpreters.list_all()))
     _assert_clean(proc)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == str(n + 2)
+
+
+def test_created_and_used_in_one_thread_closed_in_another(run_python):
+    # On 3.12, threading's main-thread lock belongs to whichever OS thread
+    # imported threading in the interpreter; closing from another thread must
+    # neither hang nor fail, explicitly or at exit.
+    proc = run_python(
+        PRELUDE
+        + """
+made = []
+def worker():
+    for _ in range(2):
+        it = interpreters.create()
+        it.exec("import threading; threading.current_thread()")
+        made.append(it)
+t = threading.Thread(target=worker)
+t.start(); t.join()
+made[0].close()          # closed here, by the main thread
+print("closed one", flush=True)
+""",
+        timeout=60,
+    )
+    _assert_clean(proc)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "closed one"
+    assert proc.stderr == ""

@@ -70,11 +70,7 @@ impl Channel {
 
     /// Whether `end` can no longer be used by anyone.
     pub fn end_closed(&self, end: End) -> bool {
-        match (end, self.fifo.closing()) {
-            (_, Closing::Closed) => true,
-            (End::Send, Closing::Draining) => true,
-            _ => false,
-        }
+        matches!((end, self.fifo.closing()), (_, Closing::Closed) | (End::Send, Closing::Draining))
     }
 
     /// Associates `interp` with `end` (done by every send and receive).

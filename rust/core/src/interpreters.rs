@@ -75,6 +75,7 @@ struct Record {
     parked: Handle,
     activity: Activity,
     cached: Vec<CachedThreadState>,
+    entered: bool,
 }
 
 /// What a caller needs to enter an interpreter it was allowed to run.
@@ -85,6 +86,8 @@ pub struct RunTicket {
     pub tstate: Option<Handle>,
     /// Thread states of exited threads: delete them under this interpreter's GIL.
     pub stale: Vec<Handle>,
+    /// Nobody ran code in this interpreter before (one-time setup may be due).
+    pub first_entry: bool,
 }
 
 /// What the binding needs to tear an interpreter down.
@@ -120,12 +123,17 @@ impl InterpreterTable {
 
     /// Records a freshly created interpreter and the thread state parked for its lifetime.
     pub fn register(&self, id: i64, interp: Handle, parked: Handle) {
-        let record = Record { interp, parked, activity: Activity::Idle, cached: Vec::new() };
+        let record = Record { interp, parked, activity: Activity::Idle, cached: Vec::new(), entered: false };
         self.lock().insert(id, record);
     }
 
     pub fn contains(&self, id: i64) -> bool {
         self.lock().contains_key(&id)
+    }
+
+    /// The thread state `id` was created with, parked for its whole life.
+    pub fn parked_handle(&self, id: i64) -> Option<Handle> {
+        self.lock().get(&id).map(|r| r.parked)
     }
 
     /// The interpreter pointer for `id`, whatever it is doing.
@@ -174,7 +182,8 @@ impl InterpreterTable {
             !dead
         });
         let tstate = record.cached.iter().find(|c| c.thread == thread).map(|c| c.tstate);
-        Ok(RunTicket { interp: record.interp, tstate, stale })
+        let first_entry = !std::mem::replace(&mut record.entered, true);
+        Ok(RunTicket { interp: record.interp, tstate, stale, first_entry })
     }
 
     /// Caches the thread state the binding made for the calling thread.
@@ -267,13 +276,13 @@ mod tests {
     fn one_runner_at_a_time() {
         let table = table_with(3);
         let ticket = table.begin_run(3, 1).unwrap();
-        assert_eq!(ticket, RunTicket { interp: 0x1000, tstate: None, stale: vec![] });
+        assert_eq!(ticket, RunTicket { interp: 0x1000, tstate: None, stale: vec![], first_entry: true });
         assert_eq!(table.begin_run(3, 1), Err(TableError::Running(3)));
         assert_eq!(table.is_running(3), Ok(true));
         assert_eq!(table.running_ident(3), Some(1));
         table.end_run(3);
         assert_eq!(table.is_running(3), Ok(false));
-        assert!(table.begin_run(3, 1).is_ok());
+        assert!(!table.begin_run(3, 1).unwrap().first_entry);
     }
 
     #[test]

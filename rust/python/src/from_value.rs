@@ -100,6 +100,9 @@ impl Decoder {
                     }
                     Ok(set)
                 }
+                Value::Queue(_) | Value::Channel(..) | Value::Buffer(_) => {
+                    Err(py::raise(PyExc_TypeError, "queues, channels and shared buffers cannot cross yet"))
+                }
                 Value::Pickled(data) => self.unpickle(data),
                 Value::Function(func) => self.rebuild_function(func),
             }
