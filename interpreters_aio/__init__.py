@@ -18,6 +18,19 @@ in the Rust extension ``interpreters_aio._core``; see docs/ for the design.
 from __future__ import annotations
 
 from . import _core, _shutdown
+from ._channels import (
+    ChannelClosedError,
+    ChannelEmptyError,
+    ChannelError,
+    ChannelNotEmptyError,
+    ChannelNotFoundError,
+    ChannelReleasedError,
+    NotReceivedError,
+    RecvChannel,
+    SendChannel,
+    create_channel,
+    list_all_channels,
+)
 from ._errors import (
     ExceptionSnapshot,
     ExecutionFailed,
@@ -36,25 +49,79 @@ from ._interpreter import (
     is_shareable,
     list_all,
 )
+from ._queues import (
+    UNBOUND,
+    UNBOUND_ERROR,
+    UNBOUND_REMOVE,
+    ItemInterpreterDestroyed,
+    Queue,
+    QueueClosed,
+    QueueEmpty,
+    QueueError,
+    QueueFull,
+    QueueNotFoundError,
+    create_queue,
+    list_all_queues,
+)
+
+SharedBuffer = _core.SharedBuffer
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "UNBOUND",
+    "UNBOUND_ERROR",
+    "UNBOUND_REMOVE",
+    "ChannelClosedError",
+    "ChannelEmptyError",
+    "ChannelError",
+    "ChannelNotEmptyError",
+    "ChannelNotFoundError",
+    "ChannelReleasedError",
     "ExceptionSnapshot",
     "ExecutionFailed",
     "Interpreter",
     "InterpreterError",
     "InterpreterNotFoundError",
+    "ItemInterpreterDestroyed",
+    "NotReceivedError",
     "NotShareableError",
+    "Queue",
+    "QueueClosed",
+    "QueueEmpty",
+    "QueueError",
+    "QueueFull",
+    "QueueNotFoundError",
+    "RecvChannel",
     "RemoteTraceback",
     "RunFailedError",
+    "SendChannel",
+    "SharedBuffer",
     "create",
+    "create_channel",
+    "create_queue",
     "enumerate",
     "get_current",
     "get_main",
     "is_shareable",
     "list_all",
+    "list_all_channels",
+    "list_all_queues",
 ]
 
 _core._register_errors(InterpreterError, InterpreterNotFoundError, NotShareableError)
+_core._register_error_classes(
+    {
+        cls.__name__: cls
+        for cls in (
+            QueueEmpty,
+            QueueFull,
+            QueueClosed,
+            ChannelClosedError,
+            ChannelReleasedError,
+            ChannelNotEmptyError,
+            NotReceivedError,
+        )
+    }
+)
 _shutdown.install()

@@ -48,7 +48,9 @@ def _say(message: str) -> None:
 
 
 def _stop_running_code() -> None:
-    """Interrupt code still running in our interpreters and wait for it to leave."""
+    """Wake every thread blocked on a queue or channel (by closing them all),
+    interrupt code still running in our interpreters, and wait for it to leave."""
+    _core.close_all_for_exit()
     running = [id for id in _core.our_ids() if _safe_is_running(id)]
     if not running:
         return

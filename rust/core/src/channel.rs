@@ -45,15 +45,23 @@ struct Ends {
 pub struct Channel {
     id: u64,
     maxsize: usize,
+    /// Send objects that are not natively shareable by pickle (off by default).
+    pub allow_pickle: bool,
     pub fifo: Fifo,
     ends: Mutex<Ends>,
 }
 
 impl Channel {
     /// A new channel; `maxsize` 0 is a rendezvous (a send waits for its receive).
-    pub fn create(maxsize: usize) -> Arc<Channel> {
+    pub fn create(maxsize: usize, allow_pickle: bool) -> Arc<Channel> {
         let capacity = if maxsize == 0 { Capacity::Rendezvous } else { Capacity::Bounded(maxsize) };
-        CHANNELS.insert(|id| Channel { id, maxsize, fifo: Fifo::new(capacity), ends: Mutex::default() })
+        CHANNELS.insert(|id| Channel {
+            id,
+            maxsize,
+            allow_pickle,
+            fifo: Fifo::new(capacity),
+            ends: Mutex::default(),
+        })
     }
 
     pub fn id(&self) -> u64 {
@@ -141,7 +149,7 @@ mod tests {
 
     #[test]
     fn association_and_release_rules() {
-        let ch = Channel::create(0);
+        let ch = Channel::create(0, false);
         ch.associate(End::Send, 1).unwrap();
         ch.associate(End::Recv, 2).unwrap();
         assert_eq!(ch.interpreters(End::Send), Ok(vec![1]));
@@ -156,7 +164,7 @@ mod tests {
 
     #[test]
     fn draining_closes_the_send_end_first() {
-        let ch = Channel::create(2);
+        let ch = Channel::create(2, false);
         let item = Item { value: Value::Int(1), origin: 0, unbound: Unbound::Replace };
         ch.fifo.try_push(item, false, false).unwrap();
         ch.fifo.close_sending(false);
@@ -168,7 +176,7 @@ mod tests {
 
     #[test]
     fn forgetting_allows_association_again() {
-        let ch = Channel::create(0);
+        let ch = Channel::create(0, false);
         ch.associate(End::Recv, 3).unwrap();
         ch.forget(End::Recv, 3);
         assert_eq!(ch.interpreters(End::Recv), Ok(vec![]));

@@ -312,6 +312,20 @@ impl Fifo {
         Ok(if slot.unbound { Received::Unbound(slot.item.unbound) } else { Received::Value(slot.item.value) })
     }
 
+    /// Puts back, at the front, an item taken by `try_pop` that the receiver
+    /// could not use (it could not be rebuilt there): nothing is lost.
+    pub fn restore_front(&self, item: Item) {
+        let mut st = self.lock();
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        st.slots.push_front(Slot { item, seq, wants_ack: false, unbound: false });
+        if st.closing == Closing::Closed {
+            st.closing = Closing::Draining;
+        }
+        st.wake_receivers();
+        st.refresh();
+    }
+
     /// Removes a queued item whose sender stopped waiting. Returns false if
     /// it is gone already (received or discarded: see `take_ack`).
     pub fn retract(&self, seq: u64) -> bool {

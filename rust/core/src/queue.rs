@@ -12,6 +12,8 @@ pub static QUEUES: Registry<Queue> = Registry::new();
 pub struct Queue {
     id: u64,
     maxsize: usize,
+    /// Refuse objects that would need pickling.
+    pub strict: bool,
     /// What happens to items of a closed interpreter unless `put` says otherwise.
     pub default_unbound: Unbound,
     pub fifo: Fifo,
@@ -19,9 +21,9 @@ pub struct Queue {
 
 impl Queue {
     /// A new queue; `maxsize` 0 means unbounded.
-    pub fn create(maxsize: usize, default_unbound: Unbound) -> Arc<Queue> {
+    pub fn create(maxsize: usize, default_unbound: Unbound, strict: bool) -> Arc<Queue> {
         let capacity = if maxsize == 0 { Capacity::Unbounded } else { Capacity::Bounded(maxsize) };
-        QUEUES.insert(|id| Queue { id, maxsize, default_unbound, fifo: Fifo::new(capacity) })
+        QUEUES.insert(|id| Queue { id, maxsize, strict, default_unbound, fifo: Fifo::new(capacity) })
     }
 
     pub fn id(&self) -> u64 {
@@ -52,7 +54,7 @@ mod tests {
 
     #[test]
     fn queues_register_and_unregister() {
-        let q = Queue::create(3, Unbound::Replace);
+        let q = Queue::create(3, Unbound::Replace, false);
         assert_eq!(q.maxsize(), 3);
         assert!(QUEUES.get(q.id()).is_some());
         let id = q.id();

@@ -13,11 +13,12 @@ use crate::module::state;
 use crate::py::{self, Owned, PyResult, Raised};
 use crate::run::{self, Outcome, Snapshot};
 use crate::to_value::{self, ConvertError, Fallback};
+use crate::{channels, queues};
 
 type Args = *mut *mut PyObject;
 
 macro_rules! method {
-    ($name:literal, $func:ident, $doc:literal) => {
+    ($name:literal, $func:path, $doc:literal) => {
         PyMethodDef {
             ml_name: $name.as_ptr(),
             ml_meth: PyMethodDefPointer { PyCFunctionFast: $func },
@@ -27,7 +28,7 @@ macro_rules! method {
     };
 }
 
-pub static mut METHODS: [PyMethodDef; 18] = [
+pub static mut METHODS: [PyMethodDef; 36] = [
     method!(
         c"_register_errors",
         register_errors,
@@ -53,6 +54,56 @@ pub static mut METHODS: [PyMethodDef; 18] = [
     ),
     method!(c"wait_idle", wait_idle, c"wait_idle(id, timeout) -> bool: wait until nobody runs code in id"),
     method!(c"thread_state_count", thread_state_count, c"thread_state_count(id) -> int (for tests)"),
+    method!(
+        c"_register_error_classes",
+        register_error_classes,
+        c"_register_error_classes(dict of name -> class)"
+    ),
+    method!(
+        c"queue_create",
+        queues::queue_create,
+        c"queue_create(cls, maxsize, unbound_op, strict) -> queue"
+    ),
+    method!(c"queue_put", queues::queue_put, c"queue_put(q, obj, block, timeout, unbound_op)"),
+    method!(c"queue_get", queues::queue_get, c"queue_get(q, block, timeout) -> (obj, unbound_op or None)"),
+    method!(
+        c"queue_info",
+        queues::queue_info,
+        c"queue_info(q) -> (id, maxsize, qsize, full, closed, unbound_op, strict)"
+    ),
+    method!(c"queue_close", queues::queue_close, c"queue_close(q)"),
+    method!(c"queue_fds", queues::queue_fds, c"queue_fds(q) -> (recv_fd, send_fd)"),
+    method!(c"queue_ids", queues::queue_ids, c"queue_ids() -> list of live queue ids"),
+    method!(
+        c"channel_create",
+        channels::channel_create,
+        c"channel_create(recv_cls, send_cls, maxsize, pickle) -> (recv, send)"
+    ),
+    method!(
+        c"channel_send",
+        channels::channel_send,
+        c"channel_send(end, obj, block, timeout, as_buffer) -> bool"
+    ),
+    method!(c"channel_recv", channels::channel_recv, c"channel_recv(end, block, timeout) -> (received, obj)"),
+    method!(c"channel_release", channels::channel_release, c"channel_release(end) -> bool"),
+    method!(c"channel_close", channels::channel_close, c"channel_close(end, force)"),
+    method!(
+        c"channel_info",
+        channels::channel_info,
+        c"channel_info(end) -> (id, maxsize, count, closed, pickle, parked)"
+    ),
+    method!(
+        c"channel_interpreters",
+        channels::channel_interpreters,
+        c"channel_interpreters(end) -> list of ids"
+    ),
+    method!(c"channel_fds", channels::channel_fds, c"channel_fds(end) -> (recv_fd, send_fd)"),
+    method!(c"channel_ids", channels::channel_ids, c"channel_ids() -> list of open channel ids"),
+    method!(
+        c"close_all_for_exit",
+        channels::close_all_for_exit,
+        c"close_all_for_exit(): close every queue and channel"
+    ),
     PyMethodDef::zeroed(),
 ];
 
@@ -453,5 +504,25 @@ unsafe extern "C" fn thread_state_count(
             Ok(n) => PyLong_FromSize_t(n),
             Err(e) => raise_interp(module, e),
         }
+    }
+}
+
+unsafe extern "C" fn register_error_classes(
+    module: *mut PyObject,
+    args: Args,
+    nargs: Py_ssize_t,
+) -> *mut PyObject {
+    // SAFETY: CPython passes `nargs` valid arguments under the GIL.
+    unsafe {
+        if expect_args("_register_error_classes", nargs, 1).is_err() {
+            return std::ptr::null_mut();
+        }
+        if PyDict_Check(*args) == 0 {
+            return py::raise(PyExc_TypeError, "_register_error_classes() takes a dict").into_null();
+        }
+        let st = state(module);
+        let old = std::mem::replace(&mut st.errors, Py_NewRef(*args));
+        Py_XDECREF(old);
+        py::none()
     }
 }

@@ -100,8 +100,18 @@ impl Decoder {
                     }
                     Ok(set)
                 }
-                Value::Queue(_) | Value::Channel(..) | Value::Buffer(_) => {
-                    Err(py::raise(PyExc_TypeError, "queues, channels and shared buffers cannot cross yet"))
+                Value::Queue(q) => rebuild_handle(crate::handles::KIND_QUEUE, q.0.id()),
+                Value::Channel(c, end) => {
+                    let kind = match end {
+                        interpreters_aio_core::channel::End::Recv => crate::handles::KIND_RECV,
+                        interpreters_aio_core::channel::End::Send => crate::handles::KIND_SEND,
+                    };
+                    rebuild_handle(kind, c.0.id())
+                }
+                Value::Buffer(bytes) => {
+                    let module = py::import(c"interpreters_aio._core")?;
+                    let cls = crate::module::state(module.as_ptr()).buffer_type;
+                    py::check(crate::handles::new_buffer(cls.cast(), std::sync::Arc::clone(&bytes.0)))
                 }
                 Value::Pickled(data) => self.unpickle(data),
                 Value::Function(func) => self.rebuild_function(func),
@@ -155,6 +165,23 @@ impl Decoder {
             }
             Ok(function)
         }
+    }
+}
+
+/// The object for queue or channel end `id` in this interpreter, made by the
+/// Python layer (`interpreters_aio._handles.rebuild`), which keeps one object
+/// per id. The `Value` being decoded keeps the queue or channel alive meanwhile.
+///
+/// # Safety
+/// The GIL is held.
+unsafe fn rebuild_handle(kind: i64, id: u64) -> PyResult<Owned> {
+    // SAFETY: the GIL is held; every reference made here is owned.
+    unsafe {
+        let handles = py::import(c"interpreters_aio._handles")?;
+        let rebuild = py::getattr(handles.as_ptr(), c"rebuild")?;
+        let args = [py::check(PyLong_FromLongLong(kind))?, py::check(PyLong_FromUnsignedLongLong(id))?];
+        let argv = [args[0].as_ptr(), args[1].as_ptr()];
+        py::check(PyObject_Vectorcall(rebuild.as_ptr(), argv.as_ptr(), 2, std::ptr::null_mut()))
     }
 }
 

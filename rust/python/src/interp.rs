@@ -383,6 +383,8 @@ pub unsafe fn close(id: i64) -> Result<(), InterpError> {
         PyThreadState_Swap(caller);
     }
     TABLE.finish_close(id);
+    // Items it put on queues now follow their unbound-items rule (PEP 734).
+    interpreters_aio_core::queue::interpreter_closed(id);
     Ok(())
 }
 

@@ -9,12 +9,16 @@
 //! `to_value` / `from_value` (object <-> `Value`), `py` (small wrappers).
 
 mod api;
+mod channels;
 mod from_value;
+mod handles;
 mod interp;
 mod module;
 mod py;
+mod queues;
 mod run;
 mod to_value;
+mod wait;
 
 use pyo3_ffi::{PyModuleDef_Init, PyObject};
 

@@ -20,11 +20,39 @@ pub struct State {
     pub interpreter_error: *mut PyObject,
     pub interpreter_not_found: *mut PyObject,
     pub not_shareable: *mut PyObject,
+    /// Queue and channel exception classes by name (a dict), registered by
+    /// the Python layer; see `raise_named`.
+    pub errors: *mut PyObject,
+    pub handle_type: *mut PyObject,
+    pub buffer_type: *mut PyObject,
 }
 
 impl State {
-    fn fields(&mut self) -> [&mut *mut PyObject; 3] {
-        [&mut self.interpreter_error, &mut self.interpreter_not_found, &mut self.not_shareable]
+    fn fields(&mut self) -> [&mut *mut PyObject; 6] {
+        [
+            &mut self.interpreter_error,
+            &mut self.interpreter_not_found,
+            &mut self.not_shareable,
+            &mut self.errors,
+            &mut self.handle_type,
+            &mut self.buffer_type,
+        ]
+    }
+}
+
+/// Raises the registered exception class `name` (falling back to
+/// RuntimeError before the Python layer registered it) with `msg`.
+///
+/// # Safety
+/// The GIL is held and `module` is this extension's module.
+pub unsafe fn raise_named(module: *mut PyObject, name: &std::ffi::CStr, msg: &str) -> crate::py::Raised {
+    // SAFETY: the dict, if set, is owned by the module state.
+    unsafe {
+        let errors = state(module).errors;
+        let class =
+            if errors.is_null() { std::ptr::null_mut() } else { PyDict_GetItemString(errors, name.as_ptr()) };
+        let class = if class.is_null() { PyExc_RuntimeError } else { class };
+        crate::py::raise(class, msg)
     }
 }
 
@@ -77,7 +105,8 @@ unsafe extern "C" fn free(module: *mut c_void) {
 }
 
 unsafe extern "C" fn exec_module(module: *mut PyObject) -> c_int {
-    // SAFETY: `module` is the fresh module object; adding an int constant.
+    // SAFETY: `module` is the fresh module object; the state was zeroed by
+    // CPython and takes the new references to the types.
     unsafe {
         let max_depth = PyLong_FromSize_t(interpreters_aio_core::MAX_DEPTH);
         if max_depth.is_null() {
@@ -85,7 +114,21 @@ unsafe extern "C" fn exec_module(module: *mut PyObject) -> c_int {
         }
         let rc = PyModule_AddObjectRef(module, c"MAX_DEPTH".as_ptr(), max_depth);
         Py_DECREF(max_depth);
-        rc
+        if rc < 0 {
+            return -1;
+        }
+        let Ok((handle_type, buffer_type)) = crate::handles::create_types(module) else {
+            return -1;
+        };
+        let st = state(module);
+        st.handle_type = handle_type;
+        st.buffer_type = buffer_type;
+        if PyModule_AddObjectRef(module, c"Handle".as_ptr(), handle_type) < 0
+            || PyModule_AddObjectRef(module, c"SharedBuffer".as_ptr(), buffer_type) < 0
+        {
+            return -1;
+        }
+        0
     }
 }
 

@@ -10,7 +10,7 @@
 
 use std::ffi::c_char;
 
-use interpreters_aio_core::{Seq, ShippedFunction, Value, MAX_DEPTH};
+use interpreters_aio_core::{Seq, Shared, ShippedFunction, Value, MAX_DEPTH};
 use pyo3_ffi::*;
 
 use crate::py::{self, Owned, Raised};
@@ -151,6 +151,15 @@ impl Encoder {
                 || ty == &raw mut PyFrozenSet_Type
             {
                 out.push(self.encode_container(obj)?);
+            } else if let Some(target) = crate::handles::handle_of(obj) {
+                out.push(match target {
+                    crate::handles::Target::Queue(q) => Value::Queue(Shared(std::sync::Arc::clone(q))),
+                    crate::handles::Target::Channel(c, end) => {
+                        Value::Channel(Shared(std::sync::Arc::clone(c)), *end)
+                    }
+                });
+            } else if let Some(bytes) = crate::handles::buffer_of(obj) {
+                out.push(Value::Buffer(Shared(std::sync::Arc::clone(bytes))));
             } else {
                 if ty == &raw mut PyFunction_Type {
                     if let Some(shipped) = self.ship_function(obj)? {

@@ -1,0 +1,288 @@
+"""Cross-interpreter queues (PEP 734, as in CPython 3.14), on the Rust core.
+
+Beyond 3.14: waiting is driven by the core's own wake-ups (no 10 ms polling,
+exact float timeouts), every queue has pollable descriptors (:meth:`Queue.fileno`,
+:meth:`Queue.put_fileno`), and a queue can be closed: after :meth:`Queue.close`,
+``put`` raises :class:`QueueClosed` and ``get`` returns what is left, then
+raises :class:`QueueClosed`; iterating a queue gets items until then.
+"""
+
+from __future__ import annotations
+
+import queue as _stdlib_queue
+from collections.abc import Iterator
+from typing import Any
+
+from . import _core, _handles
+from ._errors import InterpreterError
+
+__all__ = [
+    "UNBOUND",
+    "UNBOUND_ERROR",
+    "UNBOUND_REMOVE",
+    "ItemInterpreterDestroyed",
+    "Queue",
+    "QueueClosed",
+    "QueueEmpty",
+    "QueueError",
+    "QueueFull",
+    "QueueNotFoundError",
+    "create_queue",
+    "list_all_queues",
+]
+
+
+class QueueError(InterpreterError):
+    """Base class of queue errors."""
+
+
+class QueueNotFoundError(QueueError):
+    """No queue with that id exists (any more)."""
+
+
+class QueueEmpty(QueueError, _stdlib_queue.Empty):
+    """Raised from ``get_nowait()`` when the queue is empty, and from ``get()`` on timeout."""
+
+
+class QueueFull(QueueError, _stdlib_queue.Full):
+    """Raised from ``put_nowait()`` when the queue is full, and from ``put()`` on timeout."""
+
+
+class QueueClosed(QueueError):
+    """The queue was closed: no more puts, and gets have drained what was left."""
+
+
+class ItemInterpreterDestroyed(QueueError):
+    """Raised from ``get()`` for an item put with ``UNBOUND_ERROR`` whose interpreter was closed."""
+
+
+class _UnboundMarker:
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return f"interpreters_aio.{self._name}"
+
+    def __reduce__(self) -> str:
+        return self._name  # pickles as the module-level singleton
+
+
+UNBOUND = _UnboundMarker("UNBOUND")
+"""Returned by ``get()`` in place of an item whose interpreter was closed (the default)."""
+UNBOUND_ERROR = _UnboundMarker("UNBOUND_ERROR")
+"""``get()`` raises :class:`ItemInterpreterDestroyed` for such an item."""
+UNBOUND_REMOVE = _UnboundMarker("UNBOUND_REMOVE")
+"""Such items are removed from the queue when their interpreter is closed."""
+
+_UNBOUND_OPS = {UNBOUND_REMOVE: 1, UNBOUND_ERROR: 2, UNBOUND: 3}
+_OP_MARKERS = {op: marker for marker, op in _UNBOUND_OPS.items()}
+
+
+def _unbound_op(unbounditems: object) -> int:
+    try:
+        return _UNBOUND_OPS[unbounditems]  # type: ignore[index]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unbounditems must be UNBOUND, UNBOUND_ERROR or UNBOUND_REMOVE, not {unbounditems!r}"
+        ) from None
+
+
+def _timeout(timeout: float | None) -> float:
+    if timeout is None:
+        return -1.0
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number or None, not {type(timeout).__name__}")
+    if timeout < 0:
+        raise ValueError("timeout must be non-negative")
+    return float(timeout)
+
+
+def _resolve(obj: Any, op: int | None) -> Any:
+    if op is None:
+        return obj
+    if op == 2:
+        raise ItemInterpreterDestroyed("the item's interpreter was closed")
+    return UNBOUND
+
+
+class Queue(_core.Handle):
+    """A FIFO queue shared by all interpreters (PEP 734).
+
+    Objects put on it are copied (natively, or by pickle unless the queue is
+    strict); queues, channel ends and shared buffers are sent by reference.
+    There is one ``Queue`` object per queue id in each interpreter, and the
+    queue lives as long as one exists in any interpreter. ``Queue(id)`` finds
+    a live queue, or raises :class:`QueueNotFoundError`.
+    """
+
+    __slots__ = ("__weakref__",)
+
+    def __new__(cls, id: int, /) -> Queue:
+        if not isinstance(id, int) or isinstance(id, bool):
+            raise TypeError(f"queue id must be an int, not {type(id).__name__}")
+        try:
+            return _handles.get_or_make(_handles.KIND_QUEUE, id)
+        except LookupError:
+            raise QueueNotFoundError(f"queue {id} not found") from None
+
+    @classmethod
+    def _attach(cls, id: int) -> Queue:
+        return _core.Handle.__new__(cls, _handles.KIND_QUEUE, id)
+
+    def __reduce__(self) -> tuple[Any, tuple[int]]:
+        return (Queue, (self.id,))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.id})"
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __enter__(self) -> Queue:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[Any]:
+        """Get items, blocking, until the queue is closed and drained."""
+        while True:
+            try:
+                yield self.get()
+            except QueueClosed:
+                return
+
+    @property
+    def id(self) -> int:
+        """The queue's id, the same in every interpreter."""
+        return _core.queue_info(self)[0]
+
+    @property
+    def maxsize(self) -> int:
+        """The most items it holds (0: unbounded)."""
+        return _core.queue_info(self)[1]
+
+    @property
+    def unbounditems(self) -> object:
+        """The default for ``put(unbounditems=...)`` set at creation."""
+        return _OP_MARKERS[_core.queue_info(self)[5]]
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return _core.queue_info(self)[4]
+
+    def qsize(self) -> int:
+        """The number of items in the queue now."""
+        return _core.queue_info(self)[2]
+
+    def empty(self) -> bool:
+        """Whether the queue is empty now."""
+        return self.qsize() == 0
+
+    def full(self) -> bool:
+        """Whether a put would have to wait now."""
+        return _core.queue_info(self)[3]
+
+    def put(
+        self,
+        obj: object,
+        block: bool = True,
+        timeout: float | None = None,
+        *,
+        unbounditems: object = None,
+    ) -> None:
+        """Add ``obj`` to the queue, waiting while it is full.
+
+        ``timeout`` (seconds, float) bounds the wait. ``unbounditems`` says
+        what ``get()`` does with the item if this interpreter is closed
+        before it is taken (default: the queue's ``unbounditems``).
+
+        Raises:
+            QueueFull: ``block`` is false and the queue is full, or the timeout passed.
+            QueueClosed: the queue was closed.
+            NotShareableError: ``obj`` cannot be sent (strict queue, or unpicklable).
+            ValueError: negative timeout or unknown ``unbounditems``.
+            KeyboardInterrupt: Ctrl-C while waiting (nothing was added).
+        """
+        op = 0 if unbounditems is None else _unbound_op(unbounditems)
+        _core.queue_put(self, obj, block, _timeout(timeout), op)
+
+    def put_nowait(self, obj: object, *, unbounditems: object = None) -> None:
+        """``put(obj, block=False)``: raises :class:`QueueFull` instead of waiting."""
+        op = 0 if unbounditems is None else _unbound_op(unbounditems)
+        _core.queue_put(self, obj, False, -1.0, op)
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        """Remove and return the oldest item, waiting while the queue is empty.
+
+        Raises:
+            QueueEmpty: ``block`` is false and the queue is empty, or the timeout passed.
+            QueueClosed: the queue was closed and is drained.
+            ItemInterpreterDestroyed: the item was put with ``UNBOUND_ERROR``
+                and its interpreter was closed.
+            ValueError: negative timeout.
+            KeyboardInterrupt: Ctrl-C while waiting (nothing was taken).
+        """
+        obj, op = _core.queue_get(self, block, _timeout(timeout))
+        return _resolve(obj, op)
+
+    def get_nowait(self) -> Any:
+        """``get(block=False)``: raises :class:`QueueEmpty` instead of waiting."""
+        obj, op = _core.queue_get(self, False, -1.0)
+        return _resolve(obj, op)
+
+    def close(self) -> None:
+        """Close the queue in all interpreters: puts fail, gets drain what is left.
+
+        Waiters are woken. Closing twice does nothing.
+        """
+        _core.queue_close(self)
+
+    def fileno(self) -> int:
+        """A descriptor that is readable exactly when ``get()`` would not block.
+
+        For ``select``, ``selectors`` and ``loop.add_reader``. Owned by the
+        queue: do not close it.
+        """
+        return _core.queue_fds(self)[0]
+
+    def put_fileno(self) -> int:
+        """A descriptor that is readable exactly when ``put()`` would not block."""
+        return _core.queue_fds(self)[1]
+
+
+_handles.register(_handles.KIND_QUEUE, Queue)
+
+
+def create_queue(
+    maxsize: int = 0, *, unbounditems: object = UNBOUND, strict: bool = False
+) -> Queue:
+    """Create a queue shared by all interpreters.
+
+    ``maxsize`` bounds it (0: unbounded). ``unbounditems`` is the default of
+    ``put(unbounditems=...)``. With ``strict``, objects that are not natively
+    shareable are refused instead of pickled.
+
+    Raises:
+        ValueError: negative ``maxsize`` or unknown ``unbounditems``.
+    """
+    if not isinstance(maxsize, int) or isinstance(maxsize, bool):
+        raise TypeError(f"maxsize must be an int, not {type(maxsize).__name__}")
+    if maxsize < 0:
+        raise ValueError("maxsize must be >= 0")
+    made = _core.queue_create(Queue, maxsize, _unbound_op(unbounditems), strict)
+    return _handles.adopt(_handles.KIND_QUEUE, made)
+
+
+def list_all_queues() -> list[Queue]:
+    """Every queue that is alive in the process."""
+    found = []
+    for id in _core.queue_ids():
+        try:
+            found.append(Queue(id))
+        except QueueNotFoundError:
+            pass  # went away meanwhile
+    return found
