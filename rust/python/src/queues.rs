@@ -170,8 +170,8 @@ pub unsafe extern "C" fn queue_put(module: *mut PyObject, args: Args, nargs: Py_
 }
 
 fn or_type_error(class: *mut PyObject) -> *mut PyObject {
-    // SAFETY: reading a static exception class pointer.
     if class.is_null() {
+        // SAFETY: reading a static exception class pointer.
         unsafe { PyExc_TypeError }
     } else {
         class
