@@ -57,6 +57,8 @@ class ItemInterpreterDestroyed(QueueError):
 
 
 class _UnboundMarker:
+    """A marker for what happens to items whose interpreter was closed (PEP 734)."""
+
     __slots__ = ("_name",)
 
     def __init__(self, name: str) -> None:

@@ -143,3 +143,58 @@ def main_exec(src: str) -> None:
     import __main__
 
     exec(src, vars(__main__))
+
+
+def produce_and_consume(q, done, producer, count, kind):
+    """Runs in a subinterpreter: one producer here, one consumer thread here.
+
+    Puts (producer, seq) for seq in range(count) on `q` (a queue or a channel
+    send end), reports on `done` when finished, and returns what the
+    consumer thread received from `recv` before the channel/queue closed.
+    """
+    import threading
+
+    send, recv = q if kind == "channel" else (q, q)
+    got = []
+
+    def consume():
+        import interpreters_aio as ia
+
+        if kind == "channel":
+            for item in recv:
+                got.append(item)
+        else:
+            while True:
+                try:
+                    got.append(recv.get())
+                except ia.QueueClosed:
+                    return
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    for seq in range(count):
+        if kind == "channel":
+            send.send((producer, seq))
+        else:
+            send.put((producer, seq))
+    done.put(producer)
+    consumer.join()
+    return got
+
+
+def recv_one(r, timeout=None):
+    return r.recv(timeout=timeout)
+
+
+def get_one(q, timeout=None):
+    return q.get(timeout=timeout)
+
+
+def send_one(s, obj):
+    s.send(obj)
+    return "sent"
+
+
+def write_shared(buf, index, value):
+    memoryview(buf)[index] = value
+    return bytes(memoryview(buf)[:4])

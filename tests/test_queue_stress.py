@@ -1,0 +1,162 @@
+"""Stress and interruption, bounded in time: many producers and consumers in
+many interpreters, Ctrl-C while blocked; every item arrives exactly once."""
+
+from __future__ import annotations
+
+import collections
+import signal
+import threading
+import time
+
+import pytest
+import workloads
+
+import interpreters_aio as interpreters
+
+TOTAL = 200_000
+WORKERS = 8
+
+
+def _check_exactly_once_in_order(results):
+    seen = collections.Counter()
+    for got in results:
+        last = {}
+        for producer, seq in got:
+            assert seq > last.get(producer, -1), "out of order for one producer"
+            last[producer] = seq
+            seen[(producer, seq)] += 1
+    assert len(seen) == TOTAL, f"{TOTAL - len(seen)} items lost"
+    assert max(seen.values()) == 1, "an item was duplicated"
+
+
+@pytest.mark.parametrize("kind", ["queue", "channel"])
+def test_8_producers_8_consumers_8_interpreters(kind):
+    per_producer = TOTAL // WORKERS
+    if kind == "queue":
+        shared = interpreters.create_queue(256)
+        close = shared.close
+    else:
+        r, s = interpreters.create_channel()
+        shared = (s, r)
+        close = s.close
+    done = interpreters.create_queue()
+    its = [interpreters.create() for _ in range(WORKERS)]
+    results: list[list] = [[] for _ in range(WORKERS)]
+
+    def run(i):
+        results[i] = its[i].call(workloads.produce_and_consume, shared, done, i, per_producer, kind)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(WORKERS)]
+    started = time.monotonic()
+    try:
+        for t in threads:
+            t.start()
+        for _ in range(WORKERS):
+            done.get(timeout=120)
+        close()  # consumers drain what is left, then stop
+        for t in threads:
+            t.join(120)
+        assert not any(t.is_alive() for t in threads)
+    finally:
+        for it in its:
+            it.close()
+    _check_exactly_once_in_order(results)
+    assert time.monotonic() - started < 120
+
+
+def test_timeouts_and_closes_under_load():
+    q = interpreters.create_queue(8)
+    stop = threading.Event()
+    got = collections.Counter()
+    timeouts = [0]
+
+    def producer(p):
+        n = 0
+        while not stop.is_set():
+            try:
+                q.put((p, n), timeout=0.001)
+                n += 1
+            except interpreters.QueueFull:
+                timeouts[0] += 1
+            except interpreters.QueueClosed:
+                return
+
+    def consumer():
+        while True:
+            try:
+                got[q.get(timeout=0.001)] += 1
+            except interpreters.QueueEmpty:
+                timeouts[0] += 1
+            except interpreters.QueueClosed:
+                return
+
+    threads = [threading.Thread(target=producer, args=(p,)) for p in range(3)]
+    threads += [threading.Thread(target=consumer) for _ in range(3)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    stop.set()
+    q.close()
+    for t in threads:
+        t.join(30)
+    assert not any(t.is_alive() for t in threads)
+    assert sum(got.values()) > 0 and max(got.values()) == 1
+
+
+CTRL_C = """
+import os, signal, threading, time
+import interpreters_aio as interpreters
+
+def interrupt_soon():
+    time.sleep(0.3)
+    os.kill(os.getpid(), signal.SIGINT)
+
+q = interpreters.create_queue()
+threading.Thread(target=interrupt_soon).start()
+try:
+    q.get()
+except KeyboardInterrupt:
+    print("get interrupted")
+q.put(1)
+print("then got", q.get(timeout=5), "left", q.qsize())
+
+r, s = interpreters.create_channel()
+threading.Thread(target=interrupt_soon).start()
+try:
+    s.send("nobody receives")
+except KeyboardInterrupt:
+    print("send interrupted")
+print("left in channel:", r.recv_nowait("nothing"))
+"""
+
+
+def test_ctrl_c_while_blocked_loses_and_duplicates_nothing(run_python):
+    proc = run_python(CTRL_C, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:4] == [
+        "get interrupted",
+        "then got 1 left 0",
+        "send interrupted",
+        "left in channel: nothing",
+    ]
+
+
+def test_exit_with_a_thread_blocked_on_a_queue_in_an_interpreter(run_python):
+    proc = run_python(
+        """
+import interpreters_aio as interpreters, workloads, time
+q = interpreters.create_queue()
+it = interpreters.create()
+t = it.call_in_thread(workloads.get_one, q)
+time.sleep(0.2)
+print("leaving", flush=True)
+""",
+        timeout=60,
+    )
+    assert "Fatal Python error" not in proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "leaving"
+
+
+def test_sigint_handler_still_python_default():
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
