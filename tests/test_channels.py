@@ -115,12 +115,20 @@ def test_close_wakes_a_blocked_receiver_and_sender():
     t.join(10)
     assert len(errors) == 1
     r3, s3 = interpreters.create_channel()
-    t = threading.Thread(target=lambda: errors.append(pytest.raises(ChannelClosedError, s3.send, 1)))
+
+    def sender():
+        try:
+            s3.send(1, timeout=30)
+        except ChannelClosedError as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=sender)
     t.start()
     time.sleep(0.05)
     r3.close(force=True)
     t.join(10)
     assert not t.is_alive()
+    assert len(errors) == 2
 
 
 def test_release_and_association(interp):
@@ -138,11 +146,11 @@ def test_release_and_association(interp):
     assert issubclass(ChannelReleasedError, ChannelClosedError)
     interp.exec("r.release()")
     with pytest.raises(ChannelClosedError):
-        r.interpreters  # nobody associated on either end: closed
+        _ = r.interpreters  # nobody associated on either end: closed
 
 
 def test_only_native_objects_unless_pickle_allowed():
-    r, s = interpreters.create_channel(4)
+    _r, s = interpreters.create_channel(4)
     with pytest.raises(NotShareableError, match="pickle=True"):
         s.send(workloads.Point(1, 2))
     r2, s2 = interpreters.create_channel(4, pickle=True)
