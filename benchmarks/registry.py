@@ -23,7 +23,7 @@ from .timing import Op
 BASELINE = "interpreters_aio"
 """The name of the contender every other one is compared with."""
 
-SECTION_MODULES: tuple[str, ...] = ("benchmarks.interpreters_bench",)
+SECTION_MODULES: tuple[str, ...] = ("benchmarks.interpreters_bench", "benchmarks.channels_bench")
 """Modules that register sections, in the order the sections run."""
 
 Setup = Callable[[], AbstractContextManager[Op]]
@@ -59,9 +59,18 @@ class Contender:
     """If set, the baseline should be at least this many times faster than this
     contender; the report says whether it is. Any number of a case's contenders
     may have one."""
+    target_time: float | None = None
+    """If set, this contender's best time per operation (per item, see
+    :attr:`items_per_op`) should be at most this many seconds; the report says
+    whether it is."""
     fresh_process: bool = False
     """Time it in a new process of its own (see :mod:`benchmarks.isolated`), so
     that nothing timed before in this process affects it."""
+    items_per_op: int = 1
+    """For throughput: how many items one operation moves. Times are then
+    reported per item, and the note gives the rate."""
+    item_bytes: int = 0
+    """For throughput: the size of one item, to report the rate in bytes/s too."""
 
     @classmethod
     def unavailable(cls, name: str, reason: str) -> Contender:

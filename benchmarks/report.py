@@ -31,6 +31,61 @@ def format_duration(seconds: float) -> str:
     return f"{_three_digits(seconds)} s"
 
 
+_RATE_PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
+
+
+def _si(value: float) -> tuple[str, str]:
+    """``value`` scaled by an SI prefix, to about 3 significant digits, and the prefix."""
+    for scale, prefix in _RATE_PREFIXES:
+        if value >= scale * 0.9995:
+            return _three_digits(value / scale), prefix
+    return _three_digits(value), ""
+
+
+def format_item_rate(per_second: float) -> str:
+    """Items per second: "1.23 M items/s", "523 k items/s"."""
+    number, prefix = _si(per_second)
+    return f"{number} {prefix} items/s" if prefix else f"{number} items/s"
+
+
+def format_byte_rate(per_second: float) -> str:
+    """Bytes per second, in decimal units: "2.50 GB/s"."""
+    number, prefix = _si(per_second)
+    return f"{number} {prefix}B/s"
+
+
+def format_size(nbytes: int) -> str:
+    """A byte count in the binary unit that divides it: "64 B", "1 MiB", "64 MiB"."""
+    for shift, unit in ((30, "GiB"), (20, "MiB"), (10, "KiB")):
+        if nbytes >= 1 << shift and nbytes % (1 << shift) == 0:
+            return f"{nbytes >> shift} {unit}"
+    return f"{nbytes} B"
+
+
+def _throughput(result: ContenderResult) -> str:
+    """For a contender that moves several items per operation: the batch and the rate."""
+    if result.items_per_op <= 1:
+        return ""
+    batch = f"{result.items_per_op} items/op, times per item"
+    if result.item_bytes:
+        batch = f"{result.items_per_op} x {format_size(result.item_bytes)}/op, times per item"
+    if result.timing is None:
+        return batch
+    per_item = result.timing.best
+    rate = format_item_rate(1 / per_item)
+    if result.item_bytes:
+        rate = format_byte_rate(result.item_bytes / per_item)
+    return f"{batch}; best {rate}"
+
+
+def _time_target(result: ContenderResult) -> str:
+    """The absolute target, as a rate for throughput rows, else as a time."""
+    assert result.target_time is not None
+    if result.items_per_op > 1:
+        return f">= {format_item_rate(1 / result.target_time)}"
+    return f"<= {format_duration(result.target_time)}"
+
+
 def format_ratio(seconds: float, baseline: float) -> str:
     """How ``seconds`` compares to ``baseline``: "3.20x slower", "1.50x faster"."""
     if seconds <= 0 or baseline <= 0:
@@ -46,10 +101,15 @@ def _note(case: CaseResult, result: ContenderResult) -> str:
     parts = ["fresh process"] if result.fresh_process else []
     if result.note:
         parts.append(result.note)
+    if throughput := _throughput(result):
+        parts.append(throughput)
     met = case.target_met(result)
     if met is not None:
         verdict = "met" if met else "MISSED"
         parts.append(f"target: {case.baseline} >= {result.target_speedup:g}x faster, {verdict}")
+    met = case.time_target_met(result)
+    if met is not None:
+        parts.append(f"target: {_time_target(result)}, {'met' if met else 'MISSED'}")
     return "; ".join(parts)
 
 
@@ -114,7 +174,8 @@ def render(header: Sequence[str], sections: Sequence[SectionResult]) -> str:
 
 
 def to_json(env: dict[str, Any], options: dict[str, Any], sections: Sequence[SectionResult]) -> str:
-    """The raw results as JSON: every run's time per operation, in seconds."""
+    """The raw results as JSON: every run's time per operation (per item for
+    contenders that move ``items_per_op`` > 1 items per operation), in seconds."""
 
     def contender(case: CaseResult, result: ContenderResult) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -126,10 +187,14 @@ def to_json(env: dict[str, Any], options: dict[str, Any], sections: Sequence[Sec
             "fresh_process": result.fresh_process,
             "target_speedup": result.target_speedup,
             "target_met": case.target_met(result),
+            "target_seconds": result.target_time,
+            "target_seconds_met": case.time_target_met(result),
+            "items_per_op": result.items_per_op,
+            "item_bytes": result.item_bytes or None,
         }
         if result.timing is not None:
             data.update(
-                number=result.timing.number,
+                number=result.timing.number,  # operations per run; the times are per item
                 per_op_seconds=list(result.timing.per_op),
                 best_seconds=result.timing.best,
                 median_seconds=result.timing.median,

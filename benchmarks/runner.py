@@ -34,8 +34,14 @@ class ContenderResult:
     """What went wrong, if it failed."""
     target_speedup: float | None = None
     """See :attr:`Contender.target_speedup`."""
+    target_time: float | None = None
+    """See :attr:`Contender.target_time`."""
     fresh_process: bool = False
     """Whether it was timed in a fresh process (see :attr:`Contender.fresh_process`)."""
+    items_per_op: int = 1
+    """See :attr:`Contender.items_per_op`; :attr:`timing` is then per item."""
+    item_bytes: int = 0
+    """See :attr:`Contender.item_bytes`."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,14 @@ class CaseResult:
         if result.target_speedup is None or result.timing is None or baseline is None:
             return None
         return result.timing.best >= result.target_speedup * baseline
+
+    @staticmethod
+    def time_target_met(result: ContenderResult) -> bool | None:
+        """Whether ``result``'s best time is within its :attr:`~ContenderResult.target_time`;
+        ``None`` if there is no such target or no time."""
+        if result.target_time is None or result.timing is None:
+            return None
+        return result.timing.best <= result.target_time
 
 
 @dataclass(frozen=True)
@@ -135,9 +149,12 @@ def run_contender(
     return ContenderResult(
         contender.name,
         contender.note,
-        timing,
+        timing.per_item(contender.items_per_op) if contender.items_per_op > 1 else timing,
         target_speedup=contender.target_speedup,
+        target_time=contender.target_time,
         fresh_process=fresh,
+        items_per_op=contender.items_per_op,
+        item_bytes=contender.item_bytes,
     )
 
 

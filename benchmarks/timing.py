@@ -57,6 +57,10 @@ class Timing:
         """The median run's seconds per operation."""
         return statistics.median(self.per_op)
 
+    def per_item(self, items: int) -> Timing:
+        """The same runs, in seconds per item of operations that move ``items`` items."""
+        return Timing(number=self.number, per_op=tuple(t / items for t in self.per_op))
+
 
 def time_loop(op: Op, number: int) -> float:
     """Call ``op`` ``number`` times; return the elapsed seconds."""

@@ -160,3 +160,36 @@ print("leaving", flush=True)
 
 def test_sigint_handler_still_python_default():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_closing_an_interpreter_blocked_in_get_wakes_it():
+    q = interpreters.create_queue()
+    r, s = interpreters.create_channel()
+    it = interpreters.create()
+    outcome = []
+
+    def run():
+        try:
+            it.call(workloads.get_one, q)
+        except interpreters.ExecutionFailed as exc:
+            outcome.append(exc)
+
+    t = threading.Thread(target=run)
+    t.start()
+    deadline = time.monotonic() + 10
+    while not it.is_running() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    time.sleep(0.05)
+    it.close()  # wakes the blocked get with a clear error, then closes
+    t.join(10)
+    assert not t.is_alive()
+    assert outcome and outcome[0].excinfo.type.__name__ == "InterpreterError"
+    assert "being closed" in outcome[0].excinfo.msg
+    q.put(1)
+    assert q.get() == 1, "the queue is intact and nothing was taken"
+    # The cancellation does not leak into this thread's later waits.
+    s_sent = []
+    t2 = threading.Thread(target=lambda: s_sent.append(s.send("later", timeout=10)))
+    t2.start()
+    assert r.recv(timeout=10) == "later"
+    t2.join(10)

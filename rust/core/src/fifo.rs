@@ -417,6 +417,9 @@ impl Fifo {
             if st.satisfied(wait) {
                 return WaitResult::Ready;
             }
+            if parker.take_cancel() {
+                return WaitResult::Cancelled;
+            }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return WaitResult::TimedOut;
             }

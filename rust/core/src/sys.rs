@@ -83,6 +83,13 @@ impl Signal {
     }
 }
 
+/// The calling thread's id as CPython's `threading.get_ident()` gives it
+/// (`pthread_self`).
+pub fn thread_ident() -> u64 {
+    // SAFETY: pthread_self has no preconditions.
+    unsafe { libc::pthread_self() as u64 }
+}
+
 /// How a wait on a descriptor ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitResult {
@@ -90,6 +97,8 @@ pub enum WaitResult {
     TimedOut,
     /// A signal arrived (EINTR): the caller should run signal handlers.
     Interrupted,
+    /// Another thread cancelled this thread's waits (its interpreter is closing).
+    Cancelled,
 }
 
 /// Waits until `fd` is readable, `deadline` passes, or a signal arrives.

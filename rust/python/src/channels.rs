@@ -145,7 +145,7 @@ pub unsafe extern "C" fn channel_send(module: *mut PyObject, args: Args, nargs: 
                         return py::new_bool(false);
                     }
                     item = back;
-                    match block_on(&channel.fifo, Wait::CanSend, until) {
+                    match block_on(module, &channel.fifo, Wait::CanSend, until) {
                         Ok(true) => continue,
                         Ok(false) => {
                             return null(raise_named(
@@ -177,7 +177,7 @@ unsafe fn rendezvous_send(
         Err(_) => return unsafe { raise_end(module, id, End::Send, EndError::Closed) },
     };
     // SAFETY: the GIL is held.
-    let waited = unsafe { block_on(&channel.fifo, Wait::Ack(seq), until) };
+    let waited = unsafe { block_on(module, &channel.fifo, Wait::Ack(seq), until) };
     if !matches!(waited, Ok(true)) && channel.fifo.retract(seq) {
         // Not received, and now never will be: report why.
         return match waited {
@@ -240,7 +240,7 @@ pub unsafe extern "C" fn channel_recv(module: *mut PyObject, args: Args, nargs: 
                     if let Err(e) = channel.check(End::Recv, me) {
                         return raise_end(module, id, end, e);
                     }
-                    let ready = match block.then(|| block_on(&channel.fifo, Wait::CanRecv, until)) {
+                    let ready = match block.then(|| block_on(module, &channel.fifo, Wait::CanRecv, until)) {
                         Some(Ok(ready)) => ready,
                         Some(Err(Raised)) => return std::ptr::null_mut(),
                         None => false,

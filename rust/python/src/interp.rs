@@ -314,6 +314,8 @@ impl Drop for Entered {
         // SAFETY: we are inside the interpreter entered by `enter` on this
         // thread; swapping back releases its GIL and retakes the caller's.
         unsafe { PyThreadState_Swap(self.caller) };
+        // A close that cancelled our waits in there is done with us.
+        interpreters_aio_core::parker::clear_cancel();
         TABLE.end_run(self.id);
     }
 }
@@ -333,7 +335,26 @@ pub unsafe fn close(id: i64) -> Result<(), InterpError> {
             "cannot close interpreter {id}: it is the current interpreter"
         )));
     }
-    let ticket = match TABLE.begin_close(id) {
+    let mut claimed = TABLE.begin_close(id);
+    if let Err(TableError::Running(_)) = claimed {
+        // A thread runs code in it: if that code is blocked on a queue or a
+        // channel, wake it with an error, let the call return, then close.
+        if let Some(ident) = TABLE.running_ident(id) {
+            if interpreters_aio_core::parker::cancel_thread(ident) {
+                // SAFETY: waiting with our GIL released, as any blocking call.
+                let idle = unsafe {
+                    let saved = PyEval_SaveThread();
+                    let idle = TABLE.wait_until_idle(id, std::time::Duration::from_secs(5));
+                    PyEval_RestoreThread(saved);
+                    idle
+                };
+                if idle {
+                    claimed = TABLE.begin_close(id);
+                }
+            }
+        }
+    }
+    let ticket = match claimed {
         Ok(ticket) => ticket,
         Err(TableError::NotFound(_)) => {
             // SAFETY: the caller holds a GIL.

@@ -155,7 +155,7 @@ pub unsafe extern "C" fn queue_put(module: *mut PyObject, args: Args, nargs: Py_
                 }
                 Err(PushError::Full(back)) => {
                     item = back;
-                    let ready = match block.then(|| block_on(&queue.fifo, Wait::CanSend, until)) {
+                    let ready = match block.then(|| block_on(module, &queue.fifo, Wait::CanSend, until)) {
                         Some(Ok(ready)) => ready,
                         Some(Err(Raised)) => return std::ptr::null_mut(),
                         None => false,
@@ -210,7 +210,7 @@ pub unsafe extern "C" fn queue_get(module: *mut PyObject, args: Args, nargs: Py_
                     return null(raise_named(module, c"QueueClosed", &format!("queue {id} is closed")));
                 }
                 Err(PopError::Empty) => {
-                    let ready = match block.then(|| block_on(&queue.fifo, Wait::CanRecv, until)) {
+                    let ready = match block.then(|| block_on(module, &queue.fifo, Wait::CanRecv, until)) {
                         Some(Ok(ready)) => ready,
                         Some(Err(Raised)) => return std::ptr::null_mut(),
                         None => false,

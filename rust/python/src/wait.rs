@@ -24,7 +24,12 @@ pub fn deadline(timeout: f64) -> Option<Instant> {
 /// # Safety
 /// The caller holds its interpreter's GIL and owns no borrowed object that
 /// another thread could free while the GIL is released.
-pub unsafe fn block_on(fifo: &Fifo, wait: Wait, deadline: Option<Instant>) -> PyResult<bool> {
+pub unsafe fn block_on(
+    module: *mut PyObject,
+    fifo: &Fifo,
+    wait: Wait,
+    deadline: Option<Instant>,
+) -> PyResult<bool> {
     loop {
         // SAFETY: releasing and retaking this thread's own GIL around a wait
         // that touches no Python object.
@@ -37,6 +42,14 @@ pub unsafe fn block_on(fifo: &Fifo, wait: Wait, deadline: Option<Instant>) -> Py
         match result {
             WaitResult::Ready => return Ok(true),
             WaitResult::TimedOut => return Ok(false),
+            WaitResult::Cancelled => {
+                let msg = "the interpreter running this code is being closed; the wait was abandoned";
+                // SAFETY: the GIL is held again; the class is registered or a builtin.
+                return Err(unsafe {
+                    let class = crate::module::state(module).interpreter_error;
+                    crate::py::raise(if class.is_null() { PyExc_RuntimeError } else { class }, msg)
+                });
+            }
             WaitResult::Interrupted => {
                 // SAFETY: the GIL is held again.
                 if unsafe { PyErr_CheckSignals() } < 0 {
