@@ -241,3 +241,19 @@ def test_huge_object():
     blob = b"y" * (32 * 1024 * 1024)
     q.put(blob)
     assert q.get() == blob
+
+
+async def test_fd_works_with_loop_add_reader(interp):
+    import asyncio
+
+    q = interpreters.create_queue()
+    loop = asyncio.get_running_loop()
+    ready = asyncio.Event()
+    loop.add_reader(q.fileno(), ready.set)
+    try:
+        interp.prepare_main(q=q)
+        interp.call_in_thread(workloads.main_exec, "q.put('from another interpreter')")
+        await asyncio.wait_for(ready.wait(), 10)
+        assert q.get_nowait() == "from another interpreter"
+    finally:
+        loop.remove_reader(q.fileno())
