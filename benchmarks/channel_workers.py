@@ -10,16 +10,21 @@ Each loop works over whichever kind of queue it is given:
   stops once they are closed (the benchmark stops the loop by closing them);
 - anything else (``queue.Queue``, the standard library's interpreter queues,
   ``multiprocessing`` queues and connections) is read with ``get()`` or
-  ``recv()`` until it yields ``None``, the stop sentinel. With ``busy_poll``,
-  a queue is read by spinning on ``get_nowait()`` instead (see :func:`busy_get`).
+  ``recv()`` until it yields ``None``, the stop sentinel.
+
+With ``busy_poll``, any queue is read by spinning on ``get_nowait()`` (see
+:func:`busy_get`) until it yields ``None``.
 
 Replies go through ``put()`` (queues) or ``send()`` (channels, connections).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # Not at run time: keep the workers' interpreters and processes lean.
+    from collections.abc import Callable, Iterator
+    from typing import Any
 
 
 def busy_get(queue: Any) -> Callable[[], Any]:
@@ -27,9 +32,10 @@ def busy_get(queue: Any) -> Callable[[], Any]:
 
     For the standard library's interpreter queues, whose ``get()`` sleeps 10 ms
     each time it finds the queue empty: spinning shows what their transport
-    itself costs, at the price of a busy CPU.
+    itself costs, at the price of a busy CPU; and for interpreters_aio's, to
+    tell the cost of waking a blocked ``get()`` from the rest.
     """
-    from queue import Empty  # The stdlib's QueueEmpty derives from it.
+    from queue import Empty  # Both QueueEmpty classes derive from it.
 
     get_nowait = queue.get_nowait
 
@@ -45,10 +51,10 @@ def busy_get(queue: Any) -> Callable[[], Any]:
 
 def _receive(inbox: Any, busy_poll: bool) -> Iterator[Any]:
     """The items arriving on ``inbox``, until it is closed or yields ``None``."""
-    if hasattr(inbox, "__iter__"):  # interpreters_aio: iteration ends on close()
-        return iter(inbox)
     if busy_poll:
         return iter(busy_get(inbox), None)
+    if hasattr(inbox, "__iter__"):  # interpreters_aio: iteration ends on close()
+        return iter(inbox)
     return iter(inbox.get if hasattr(inbox, "get") else inbox.recv, None)
 
 

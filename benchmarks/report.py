@@ -74,7 +74,7 @@ def _throughput(result: ContenderResult) -> str:
     per_item = result.timing.best
     rate = format_item_rate(1 / per_item)
     if result.item_bytes:
-        rate = format_byte_rate(result.item_bytes / per_item)
+        rate += f", {format_byte_rate(result.item_bytes / per_item)}"
     return f"{batch}; best {rate}"
 
 

@@ -252,8 +252,9 @@ async def test_fd_works_with_loop_add_reader(interp):
     loop.add_reader(q.fileno(), ready.set)
     try:
         interp.prepare_main(q=q)
-        interp.call_in_thread(workloads.main_exec, "q.put('from another interpreter')")
+        thread = interp.call_in_thread(workloads.main_exec, "q.put('from another interpreter')")
         await asyncio.wait_for(ready.wait(), 10)
         assert q.get_nowait() == "from another interpreter"
+        await asyncio.to_thread(thread.join, 10)
     finally:
         loop.remove_reader(q.fileno())
