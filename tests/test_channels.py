@@ -291,3 +291,23 @@ def test_pipe_fd_still_ours_after_test():
     os.close(os.dup(r.fileno()))
     s.send(1)
     assert r.recv() == 1
+
+
+def test_fds_with_many_receivers_in_many_interpreters():
+    r, s = interpreters.create_channel()
+    its = [interpreters.create() for _ in range(4)]
+    try:
+        threads = [it.call_in_thread(workloads.recv_one, r, 30) for it in its]
+        deadline = time.monotonic() + 10
+        while r.interpreters.__len__() < 4 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert select.select([s.fileno()], [], [], 10)[0], "receivers are waiting"
+        for i in range(4):
+            s.send(i, timeout=10)
+        for t in threads:
+            t.join(10)
+        assert not readable(s.fileno()), "nobody is waiting any more"
+        assert not readable(r.fileno()), "nothing is left to receive"
+    finally:
+        for it in its:
+            it.close()
