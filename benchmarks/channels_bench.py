@@ -303,12 +303,12 @@ def _stdlib_rows(
     note: str,
     items_per_op: int = 1,
     item_bytes: int = 0,
-    busy_poll_row: bool = True,
 ) -> list[Contender]:
-    """The stdlib queue rows: as shipped (10 ms polls) and, if asked, busy-polling."""
-    variants = [("stdlib queue", False, "get() polls every 10 ms")]
-    if busy_poll_row:
-        variants.append(("stdlib queue, busy-poll", True, "get_nowait() spin on both sides"))
+    """The stdlib queue rows: as shipped (10 ms polls), and busy-polling."""
+    variants = [
+        ("stdlib queue", False, "get() polls every 10 ms"),
+        ("stdlib queue, busy-poll", True, "get_nowait() spin on both sides"),
+    ]
     if isinstance(stdlib, str):
         return [Contender.unavailable(name, stdlib) for name, _, _ in variants]
     return [
@@ -428,7 +428,7 @@ def _throughput_case(
     item: Any,
     *,
     sized: bool,
-    extra_rows: bool,
+    channel_row: bool,
 ) -> Case:
     """Small items (ints, 64-byte bytes) in batches of :data:`SMALL_BATCH`."""
     n = SMALL_BATCH
@@ -479,7 +479,7 @@ def _throughput_case(
             item_bytes=item_bytes,
         ),
     ]
-    if extra_rows:
+    if channel_row:
         rows.append(
             Contender(
                 "interpreters_aio channel",
@@ -498,7 +498,6 @@ def _throughput_case(
             note="consumer thread in a subinterpreter",
             items_per_op=n,
             item_bytes=item_bytes,
-            busy_poll_row=extra_rows,
         ),
         Contender(
             "queue.Queue (threads)",
@@ -613,7 +612,6 @@ def _large_case(stdlib: _StdlibQueues | str, method: str) -> Case:
                 note="1 MiB bytes",
                 items_per_op=n,
                 item_bytes=size,
-                busy_poll_row=False,
             ),
             _mp_queue_row(method, payload, n, True, expected, size),
             Contender(
@@ -653,7 +651,7 @@ def build() -> list[Case]:
             method,
             7,
             sized=False,
-            extra_rows=True,
+            channel_row=True,
         ),
         _throughput_case(
             "64-byte bytes",
@@ -662,7 +660,7 @@ def build() -> list[Case]:
             method,
             b"x" * 64,
             sized=True,
-            extra_rows=False,
+            channel_row=False,
         ),
         _large_case(stdlib, method),
     ]

@@ -69,9 +69,9 @@ def _throughput(result: ContenderResult) -> str:
     batch = f"{result.items_per_op} items/op, times per item"
     if result.item_bytes:
         batch = f"{result.items_per_op} x {format_size(result.item_bytes)}/op, times per item"
-    if result.timing is None:
+    per_item = result.timing.best if result.timing is not None else 0.0
+    if per_item <= 0:
         return batch
-    per_item = result.timing.best
     rate = format_item_rate(1 / per_item)
     if result.item_bytes:
         rate += f", {format_byte_rate(result.item_bytes / per_item)}"

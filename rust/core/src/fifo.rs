@@ -119,6 +119,9 @@ struct State {
     acks: HashMap<u64, Ack>,
     receivers: Vec<Arc<Parker>>,
     senders: Vec<Arc<Parker>>,
+    /// Waiters to unpark once the lock is released (so they do not wake up
+    /// only to find it still held).
+    to_wake: Vec<Arc<Parker>>,
     #[cfg(not(loom))]
     recv_signal: Readiness,
     #[cfg(not(loom))]
@@ -193,12 +196,14 @@ impl State {
         }
     }
 
-    fn wake_receivers(&self) {
-        self.receivers.iter().for_each(|p| p.unpark());
+    fn wake_receivers(&mut self) {
+        let Self { receivers, to_wake, .. } = self;
+        to_wake.extend(receivers.iter().cloned());
     }
 
-    fn wake_senders(&self) {
-        self.senders.iter().for_each(|p| p.unpark());
+    fn wake_senders(&mut self) {
+        let Self { senders, to_wake, .. } = self;
+        to_wake.extend(senders.iter().cloned());
     }
 
     /// Ends the draining phase once the last item is gone.
@@ -214,6 +219,33 @@ impl State {
             if slot.wants_ack {
                 self.acks.insert(slot.seq, Ack::Discarded);
             }
+        }
+    }
+}
+
+/// The locked state. Waiters queued in `to_wake` are unparked after the
+/// lock is released: the first thing a woken waiter does is take the lock.
+struct Locked<'a>(Option<MutexGuard<'a, State>>);
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        self.0.as_ref().expect("locked")
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        self.0.as_mut().expect("locked")
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        if let Some(mut guard) = self.0.take() {
+            let to_wake = std::mem::take(&mut guard.to_wake);
+            drop(guard);
+            to_wake.iter().for_each(|p| p.unpark());
         }
     }
 }
@@ -235,6 +267,7 @@ impl Fifo {
                 acks: HashMap::new(),
                 receivers: Vec::new(),
                 senders: Vec::new(),
+                to_wake: Vec::new(),
                 #[cfg(not(loom))]
                 recv_signal: Readiness::default(),
                 #[cfg(not(loom))]
@@ -243,8 +276,8 @@ impl Fifo {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        lock(&self.state)
+    fn lock(&self) -> Locked<'_> {
+        Locked(Some(lock(&self.state)))
     }
 
     pub fn len(&self) -> usize {

@@ -83,6 +83,47 @@ impl Signal {
     }
 }
 
+/// Sleeps while `word` holds `expected`, until woken by `futex_wake`, the
+/// deadline passes, or a signal arrives. May also return spuriously: callers
+/// re-check their own state.
+#[cfg(target_os = "linux")]
+pub fn futex_wait(
+    word: &std::sync::atomic::AtomicU32,
+    expected: u32,
+    deadline: Option<Instant>,
+) -> WaitResult {
+    let timeout = deadline.map(|d| {
+        let left = d.saturating_duration_since(Instant::now());
+        libc::timespec { tv_sec: left.as_secs() as libc::time_t, tv_nsec: left.subsec_nanos() as _ }
+    });
+    let timeout_ptr = timeout.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: FUTEX_WAIT on a live, aligned u32 with a valid or null relative timeout.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            timeout_ptr,
+        )
+    };
+    if r == 0 {
+        return WaitResult::Ready;
+    }
+    match io::Error::last_os_error().raw_os_error() {
+        Some(libc::ETIMEDOUT) => WaitResult::TimedOut,
+        Some(libc::EINTR) => WaitResult::Interrupted,
+        _ => WaitResult::Ready, // EAGAIN: the word changed before we slept
+    }
+}
+
+/// Wakes one thread sleeping in `futex_wait` on `word`.
+#[cfg(target_os = "linux")]
+pub fn futex_wake(word: &std::sync::atomic::AtomicU32) {
+    // SAFETY: FUTEX_WAKE on a live, aligned u32.
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, 1) };
+}
+
 /// The calling thread's id as CPython's `threading.get_ident()` gives it
 /// (`pthread_self`).
 pub fn thread_ident() -> u64 {

@@ -109,7 +109,7 @@ impl Decoder {
                     rebuild_handle(kind, c.0.id())
                 }
                 Value::Buffer(bytes) => {
-                    let module = py::import(c"interpreters_aio._core")?;
+                    let module = py::module(c"interpreters_aio._core")?;
                     let cls = crate::module::state(module.as_ptr()).buffer_type;
                     py::check(crate::handles::new_buffer(cls.cast(), std::sync::Arc::clone(&bytes.0)))
                 }
@@ -177,7 +177,7 @@ impl Decoder {
 unsafe fn rebuild_handle(kind: i64, id: u64) -> PyResult<Owned> {
     // SAFETY: the GIL is held; every reference made here is owned.
     unsafe {
-        let handles = py::import(c"interpreters_aio._handles")?;
+        let handles = py::module(c"interpreters_aio._handles")?;
         let rebuild = py::getattr(handles.as_ptr(), c"rebuild")?;
         let args = [py::check(PyLong_FromLongLong(kind))?, py::check(PyLong_FromUnsignedLongLong(id))?];
         let argv = [args[0].as_ptr(), args[1].as_ptr()];

@@ -140,6 +140,25 @@ pub unsafe fn type_name(obj: *mut PyObject) -> String {
     }
 }
 
+/// A module of the current interpreter, from `sys.modules` when it is there
+/// (a dict lookup; a full import costs ~0.4 µs even when cached).
+///
+/// # Safety
+/// The GIL is held.
+pub unsafe fn module(name: &CStr) -> PyResult<Owned> {
+    // SAFETY: the GIL is held; the name object is released before returning.
+    unsafe {
+        let key = check(PyUnicode_FromString(name.as_ptr()))?;
+        if let Some(found) = Owned::from_new(PyImport_GetModule(key.as_ptr())) {
+            return Ok(found);
+        }
+        if !PyErr_Occurred().is_null() {
+            return Err(Raised);
+        }
+        import(name)
+    }
+}
+
 /// Imports (or finds in `sys.modules`) a module of the current interpreter.
 ///
 /// # Safety
