@@ -176,11 +176,15 @@ def test_closing_an_interpreter_blocked_in_get_wakes_it():
 
     t = threading.Thread(target=run)
     t.start()
-    deadline = time.monotonic() + 10
-    while not it.is_running() and time.monotonic() < deadline:
-        time.sleep(0.005)
-    time.sleep(0.05)
-    it.close()  # wakes the blocked get with a clear error, then closes
+    deadline = time.monotonic() + 30
+    while True:  # until the call is blocked in get() (before that: "running")
+        try:
+            it.close()  # wakes the blocked get with a clear error, then closes
+            break
+        except interpreters.InterpreterError as exc:
+            assert "running" in str(exc)
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
     t.join(10)
     assert not t.is_alive()
     assert outcome and outcome[0].excinfo.type.__name__ == "InterpreterError"

@@ -444,6 +444,8 @@ impl Fifo {
     /// the condition held at that moment.
     pub fn wait(&self, wait: Wait, deadline: Option<Instant>) -> WaitResult {
         let parker = Parker::current();
+        #[allow(clippy::let_unit_value)] // a guard, except under loom
+        let _waiting = parker.waiting();
         let receiving = wait == Wait::CanRecv;
         let mut st = self.lock();
         loop {

@@ -20,6 +20,8 @@ pub struct Parker {
     /// EMPTY, NOTIFIED or PARKED; the futex word.
     state: std::sync::atomic::AtomicU32,
     cancelled: std::sync::atomic::AtomicBool,
+    /// The thread is inside a blocking wait of ours (see `Waiting`).
+    waiting: std::sync::atomic::AtomicBool,
 }
 
 #[cfg(not(loom))]
@@ -41,13 +43,16 @@ impl Parker {
     pub fn current() -> Arc<Parker> {
         thread_local! {
             static PARKER: Arc<Parker> = {
+                let ident = crate::sys::thread_ident();
+                let pending = PENDING_CANCELS.lock().unwrap_or_else(|p| p.into_inner()).remove(&ident);
                 let parker = Arc::new(Parker {
                     state: std::sync::atomic::AtomicU32::new(EMPTY),
-                    cancelled: std::sync::atomic::AtomicBool::new(false),
+                    cancelled: std::sync::atomic::AtomicBool::new(pending),
+                    waiting: std::sync::atomic::AtomicBool::new(false),
                 });
                 let mut all = PARKERS.lock().unwrap_or_else(|p| p.into_inner());
                 all.retain(|_, weak| weak.strong_count() > 0);
-                all.insert(crate::sys::thread_ident(), Arc::downgrade(&parker));
+                all.insert(ident, Arc::downgrade(&parker));
                 parker
             };
         }
@@ -57,6 +62,12 @@ impl Parker {
     /// Whether another thread cancelled this thread's waits; clears it.
     pub fn take_cancel(&self) -> bool {
         self.cancelled.swap(false, std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Marks the thread as blocked in a wait of ours until the guard drops.
+    pub fn waiting(&self) -> Waiting<'_> {
+        self.waiting.store(true, std::sync::atomic::Ordering::SeqCst);
+        Waiting(self)
     }
 
     /// Sleeps on this thread's futex until `unpark`, the deadline, or a
@@ -113,6 +124,8 @@ impl Parker {
         false
     }
 
+    pub fn waiting(&self) {}
+
     pub fn park(&self, _deadline: Option<Instant>) -> WaitResult {
         let mut notified = self.notified.lock().unwrap();
         while !*notified {
@@ -128,19 +141,57 @@ impl Parker {
     }
 }
 
+/// While alive, the thread counts as blocked in one of our waits.
+#[cfg(not(loom))]
+pub struct Waiting<'a>(&'a Parker);
+
+#[cfg(not(loom))]
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Whether thread `ident` is blocked in one of our waits right now.
+#[cfg(not(loom))]
+pub fn is_waiting(ident: u64) -> bool {
+    let parker =
+        PARKERS.lock().unwrap_or_else(|p| p.into_inner()).get(&ident).and_then(std::sync::Weak::upgrade);
+    parker.is_some_and(|p| p.waiting.load(std::sync::atomic::Ordering::SeqCst))
+}
+
+/// Cancellations aimed at threads that have not waited yet (no parker):
+/// applied when the thread makes its parker, dropped by `clear_cancel`.
+#[cfg(not(loom))]
+static PENDING_CANCELS: std::sync::Mutex<std::collections::BTreeSet<u64>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
 /// Makes the current and next waits of thread `ident` (a `threading.get_ident()`)
 /// return `Cancelled`, until the thread calls `clear_cancel`.
 #[cfg(not(loom))]
-pub fn cancel_thread(ident: u64) -> bool {
+pub fn cancel_thread(ident: u64) {
     let parker =
         PARKERS.lock().unwrap_or_else(|p| p.into_inner()).get(&ident).and_then(std::sync::Weak::upgrade);
     match parker {
         Some(parker) => {
             parker.cancelled.store(true, std::sync::atomic::Ordering::SeqCst);
             parker.unpark();
-            true
         }
-        None => false,
+        None => {
+            PENDING_CANCELS.lock().unwrap_or_else(|p| p.into_inner()).insert(ident);
+        }
+    }
+}
+
+/// Withdraws a cancellation of thread `ident` that is no longer wanted (the
+/// close that asked for it gave up).
+#[cfg(not(loom))]
+pub fn withdraw_cancel(ident: u64) {
+    PENDING_CANCELS.lock().unwrap_or_else(|p| p.into_inner()).remove(&ident);
+    let parker =
+        PARKERS.lock().unwrap_or_else(|p| p.into_inner()).get(&ident).and_then(std::sync::Weak::upgrade);
+    if let Some(parker) = parker {
+        parker.take_cancel();
     }
 }
 
@@ -148,6 +199,7 @@ pub fn cancel_thread(ident: u64) -> bool {
 /// interpreter that was being closed).
 #[cfg(not(loom))]
 pub fn clear_cancel() {
+    PENDING_CANCELS.lock().unwrap_or_else(|p| p.into_inner()).remove(&crate::sys::thread_ident());
     Parker::current().take_cancel();
 }
 

@@ -337,10 +337,13 @@ pub unsafe fn close(id: i64) -> Result<(), InterpError> {
     }
     let mut claimed = TABLE.begin_close(id);
     if let Err(TableError::Running(_)) = claimed {
-        // A thread runs code in it: if that code is blocked on a queue or a
-        // channel, wake it with an error, let the call return, then close.
-        if let Some(ident) = TABLE.running_ident(id) {
-            if interpreters_aio_core::parker::cancel_thread(ident) {
+        // A thread runs code in it. If that code is blocked on a queue or a
+        // channel, wake it with an error, let the call return, then close;
+        // code that is computing is not disturbed (closing raises, as in 3.14).
+        let blocked = TABLE.running_ident(id).filter(|&t| interpreters_aio_core::parker::is_waiting(t));
+        if let Some(ident) = blocked {
+            interpreters_aio_core::parker::cancel_thread(ident);
+            {
                 // SAFETY: waiting with our GIL released, as any blocking call.
                 let idle = unsafe {
                     let saved = PyEval_SaveThread();
@@ -350,6 +353,9 @@ pub unsafe fn close(id: i64) -> Result<(), InterpError> {
                 };
                 if idle {
                     claimed = TABLE.begin_close(id);
+                } else {
+                    // Still running (not blocked on us): leave it undisturbed.
+                    interpreters_aio_core::parker::withdraw_cancel(ident);
                 }
             }
         }
