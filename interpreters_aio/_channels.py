@@ -70,27 +70,10 @@ class ChannelReleasedError(ChannelClosedError):
 _MISSING = object()
 
 
-class _ChannelEnd(_core.Handle):
-    __slots__ = ("__weakref__",)
-    _KIND = -1
-
-    def __new__(cls, id: int, /) -> Any:
-        if not isinstance(id, int) or isinstance(id, bool):
-            raise TypeError(f"channel id must be an int, not {type(id).__name__}")
-        try:
-            return _handles.get_or_make(cls._KIND, id)
-        except LookupError:
-            raise ChannelNotFoundError(f"channel {id} not found") from None
-
-    @classmethod
-    def _attach(cls, id: int) -> Any:
-        return _core.Handle.__new__(cls, cls._KIND, id)
-
-    def __reduce__(self) -> tuple[Any, tuple[int]]:
-        return (type(self), (self.id,))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.id})"
+class _ChannelEnd(_handles.HandleObject):
+    __slots__ = ()
+    _NOT_FOUND = ChannelNotFoundError
+    _WHAT = "channel"
 
     def __hash__(self) -> int:
         return hash((self._KIND, self.id))

@@ -13,6 +13,8 @@ import threading
 import weakref
 from typing import Any
 
+from . import _core
+
 KIND_QUEUE = 0
 KIND_RECV = 1
 KIND_SEND = 2
@@ -50,3 +52,35 @@ def rebuild(kind: int, id: int) -> Any:
     if kind not in _classes:
         import interpreters_aio  # noqa: F401  (registers the classes)
     return get_or_make(kind, id)
+
+
+class HandleObject(_core.Handle):
+    """Base of the Python classes that stand for a queue or a channel end.
+
+    Subclasses set ``_KIND``, ``_NOT_FOUND`` (the error for an unknown id)
+    and ``_WHAT`` (the noun in messages). ``Cls(id)`` returns this
+    interpreter's one object for that id; pickling sends the id.
+    """
+
+    __slots__ = ("__weakref__",)
+    _KIND = -1
+    _NOT_FOUND: type[Exception] = LookupError
+    _WHAT = "object"
+
+    def __new__(cls, id: int, /) -> Any:
+        if not isinstance(id, int) or isinstance(id, bool):
+            raise TypeError(f"{cls._WHAT} id must be an int, not {type(id).__name__}")
+        try:
+            return get_or_make(cls._KIND, id)
+        except LookupError:
+            raise cls._NOT_FOUND(f"{cls._WHAT} {id} not found") from None
+
+    @classmethod
+    def _attach(cls, id: int) -> Any:
+        return _core.Handle.__new__(cls, cls._KIND, id)
+
+    def __reduce__(self) -> tuple[Any, tuple[int]]:
+        return (type(self), (self.id,))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.id})"

@@ -109,7 +109,7 @@ def _resolve(obj: Any, op: int | None) -> Any:
     return UNBOUND
 
 
-class Queue(_core.Handle):
+class Queue(_handles.HandleObject):
     """A FIFO queue shared by all interpreters (PEP 734).
 
     Objects put on it are copied (natively, or by pickle unless the queue is
@@ -119,25 +119,10 @@ class Queue(_core.Handle):
     a live queue, or raises :class:`QueueNotFoundError`.
     """
 
-    __slots__ = ("__weakref__",)
-
-    def __new__(cls, id: int, /) -> Queue:
-        if not isinstance(id, int) or isinstance(id, bool):
-            raise TypeError(f"queue id must be an int, not {type(id).__name__}")
-        try:
-            return _handles.get_or_make(_handles.KIND_QUEUE, id)
-        except LookupError:
-            raise QueueNotFoundError(f"queue {id} not found") from None
-
-    @classmethod
-    def _attach(cls, id: int) -> Queue:
-        return _core.Handle.__new__(cls, _handles.KIND_QUEUE, id)
-
-    def __reduce__(self) -> tuple[Any, tuple[int]]:
-        return (Queue, (self.id,))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.id})"
+    __slots__ = ()
+    _KIND = _handles.KIND_QUEUE
+    _NOT_FOUND = QueueNotFoundError
+    _WHAT = "queue"
 
     def __hash__(self) -> int:
         return hash(self.id)
