@@ -129,6 +129,13 @@ class RecvChannel(_ChannelEnd):
     __slots__ = ()
     _KIND = _handles.KIND_RECV
 
+    @property
+    def aio(self) -> Any:
+        """An async view of this end (:class:`interpreters_aio.aio.AsyncRecvChannel`)."""
+        from .aio import AsyncRecvChannel
+
+        return AsyncRecvChannel(self)
+
     def recv(self, timeout: float | None = None) -> Any:
         """Return the next object, waiting until one is sent.
 
@@ -186,6 +193,13 @@ class SendChannel(_ChannelEnd):
 
     __slots__ = ()
     _KIND = _handles.KIND_SEND
+
+    @property
+    def aio(self) -> Any:
+        """An async view of this end (:class:`interpreters_aio.aio.AsyncSendChannel`)."""
+        from .aio import AsyncSendChannel
+
+        return AsyncSendChannel(self)
 
     def send(self, obj: object, timeout: float | None = None) -> None:
         """Send ``obj``; with ``maxsize=0``, wait until a receiver has taken it.

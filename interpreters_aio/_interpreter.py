@@ -109,6 +109,13 @@ class Interpreter:
         return self._id
 
     @property
+    def aio(self) -> Any:
+        """This interpreter driven from async code (``aio.AsyncInterpreter``)."""
+        from .aio import view_of_interpreter
+
+        return view_of_interpreter(self)
+
+    @property
     def whence(self) -> str:
         """Where the interpreter came from.
 

@@ -152,6 +152,13 @@ class Queue(_handles.HandleObject):
         return _core.queue_info(self)[1]
 
     @property
+    def aio(self) -> Any:
+        """An ``asyncio.Queue``-like view of this queue (``aio.AsyncQueue``)."""
+        from .aio import AsyncQueue
+
+        return AsyncQueue(self)
+
+    @property
     def unbounditems(self) -> object:
         """The default for ``put(unbounditems=...)`` set at creation."""
         return _OP_MARKERS[_core.queue_info(self)[5]]

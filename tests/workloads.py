@@ -198,3 +198,16 @@ def send_one(s, obj):
 def write_shared(buf, index, value):
     memoryview(buf)[index] = value
     return bytes(memoryview(buf)[:4])
+
+
+def async_echo_service(requests, replies, count):
+    """Runs in a subinterpreter: its own event loop echoes `count` requests."""
+    import asyncio
+
+    async def main():
+        inbox, outbox = requests.aio, replies.aio
+        for _ in range(count):
+            await outbox.send(("echo", await inbox.recv()))
+        return count
+
+    return asyncio.run(main())

@@ -119,6 +119,9 @@ struct State {
     acks: HashMap<u64, Ack>,
     receivers: Vec<Arc<Parker>>,
     senders: Vec<Arc<Parker>>,
+    /// Receivers waiting without a thread (an event loop awaiting the receive
+    /// descriptor): for a rendezvous FIFO they are room for a sender too.
+    async_receivers: usize,
     /// Waiters to unpark once the lock is released (so they do not wake up
     /// only to find it still held).
     to_wake: Vec<Arc<Parker>>,
@@ -174,7 +177,7 @@ impl State {
         match self.capacity {
             Capacity::Unbounded => true,
             Capacity::Bounded(n) => self.slots.len() < n,
-            Capacity::Rendezvous => self.receivers.len() > self.slots.len(),
+            Capacity::Rendezvous => self.receivers.len() + self.async_receivers > self.slots.len(),
         }
     }
 
@@ -268,6 +271,7 @@ impl Fifo {
                 receivers: Vec::new(),
                 senders: Vec::new(),
                 to_wake: Vec::new(),
+                async_receivers: 0,
                 #[cfg(not(loom))]
                 recv_signal: Readiness::default(),
                 #[cfg(not(loom))]
@@ -298,12 +302,25 @@ impl Fifo {
         match st.capacity {
             Capacity::Unbounded => false,
             Capacity::Bounded(n) => st.slots.len() >= n,
-            Capacity::Rendezvous => st.receivers.len() <= st.slots.len(),
+            Capacity::Rendezvous => st.receivers.len() + st.async_receivers <= st.slots.len(),
         }
     }
 
     pub fn closing(&self) -> Closing {
         self.lock().closing
+    }
+
+    /// Registers (`true`) or withdraws (`false`) a receiver that waits on the
+    /// receive descriptor instead of parking a thread (an awaiting coroutine).
+    pub fn async_receiver(&self, arriving: bool) {
+        let mut st = self.lock();
+        if arriving {
+            st.async_receivers += 1;
+            st.wake_senders();
+        } else {
+            st.async_receivers = st.async_receivers.saturating_sub(1);
+        }
+        st.refresh();
     }
 
     /// How many receivers are parked in a blocking receive right now.
@@ -566,6 +583,19 @@ mod tests {
         assert_eq!(wait_readable(s, Some(Instant::now() + Duration::from_secs(10))), WaitResult::Ready);
         f.try_push(item(7), false, false).unwrap();
         assert_eq!(receiver.join().unwrap(), 7);
+    }
+
+    #[test]
+    fn async_receivers_make_room_for_rendezvous_senders() {
+        let f = Fifo::new(Capacity::Rendezvous);
+        let s = f.send_fd().unwrap();
+        assert!(!readable(s));
+        f.async_receiver(true);
+        assert!(readable(s));
+        f.try_push(item(1), false, false).unwrap();
+        assert!(!readable(s), "the waiting receiver is matched with the item");
+        f.async_receiver(false);
+        assert_eq!(value(f.try_pop()), 1);
     }
 
     #[test]

@@ -28,7 +28,7 @@ macro_rules! method {
     };
 }
 
-pub static mut METHODS: [PyMethodDef; 36] = [
+pub static mut METHODS: [PyMethodDef; 37] = [
     method!(
         c"_register_errors",
         register_errors,
@@ -103,6 +103,11 @@ pub static mut METHODS: [PyMethodDef; 36] = [
         c"close_all_for_exit",
         channels::close_all_for_exit,
         c"close_all_for_exit(): close every queue and channel"
+    ),
+    method!(
+        c"channel_async_receiver",
+        channels::channel_async_receiver,
+        c"channel_async_receiver(end, arriving): a coroutine starts/stops awaiting a receive"
     ),
     PyMethodDef::zeroed(),
 ];

@@ -254,6 +254,25 @@ pub unsafe extern "C" fn channel_recv(module: *mut PyObject, args: Args, nargs: 
     }
 }
 
+/// `channel_async_receiver(end, arriving)`: a coroutine starts (true) or stops
+/// (false) awaiting a receive, so rendezvous senders may hand it an item.
+pub unsafe extern "C" fn channel_async_receiver(
+    _m: *mut PyObject,
+    args: Args,
+    nargs: Py_ssize_t,
+) -> *mut PyObject {
+    // SAFETY: CPython passes `nargs` valid arguments under the GIL.
+    unsafe {
+        let parsed = (|| -> PyResult<_> {
+            check_nargs("channel_async_receiver", nargs, 2)?;
+            Ok((end_arg(*args)?, bool_arg(args, 1)?))
+        })();
+        let Ok(((channel, _), arriving)) = parsed else { return std::ptr::null_mut() };
+        channel.fifo.async_receiver(arriving);
+        py::none()
+    }
+}
+
 /// `channel_release(end) -> bool` (PEP 554 `release()`).
 pub unsafe extern "C" fn channel_release(_m: *mut PyObject, args: Args, nargs: Py_ssize_t) -> *mut PyObject {
     // SAFETY: CPython passes `nargs` valid arguments under the GIL.

@@ -1,0 +1,166 @@
+"""The async layer: awaitable queues and channel ends, select, async interpreters."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+import workloads
+
+import interpreters_aio as interpreters
+from interpreters_aio import aio
+
+
+async def test_queue_get_and_put_await_without_blocking_the_loop():
+    q = interpreters.create_queue(1).aio
+    assert isinstance(q, aio.AsyncQueue) and q.blocking.aio == q
+    getter = asyncio.create_task(q.get())
+    await asyncio.sleep(0.01)
+    assert not getter.done()
+    await q.put("a")
+    assert await asyncio.wait_for(getter, 10) == "a"
+    await q.put("b")
+    putter = asyncio.create_task(q.put("c"))  # full: waits
+    await asyncio.sleep(0.01)
+    assert not putter.done()
+    assert await q.get() == "b"
+    await asyncio.wait_for(putter, 10)
+    assert q.get_nowait() == "c"
+
+
+async def test_async_iteration_until_closed():
+    q = interpreters.create_queue().aio
+    for i in range(3):
+        q.put_nowait(i)
+    await q.aclose()
+    assert [item async for item in q] == [0, 1, 2]
+
+
+async def test_a_thousand_concurrent_awaits_on_one_queue():
+    q = interpreters.create_queue().aio
+    getters = [asyncio.create_task(q.get()) for _ in range(1000)]
+    await asyncio.sleep(0.01)
+    for i in range(1000):
+        q.put_nowait(i)
+    got = await asyncio.wait_for(asyncio.gather(*getters), 60)
+    assert sorted(got) == list(range(1000))
+
+
+async def test_cancellation_storm_loses_and_duplicates_nothing():
+    q = interpreters.create_queue(16).aio
+    total = 20_000
+    received: list[int] = []
+    rng = random.Random(7)
+
+    async def producer():
+        n = 0
+        while n < total:
+            try:
+                async with asyncio.timeout(rng.choice([None, 0.0001, 0.001])):
+                    await q.put(n)
+                n += 1
+            except TimeoutError:
+                pass  # not added: retry the same item
+
+    async def consumer():
+        while True:
+            task = asyncio.create_task(q.get())
+            if rng.random() < 0.3:
+                await asyncio.sleep(0)
+                task.cancel()
+            try:
+                received.append(await task)
+            except asyncio.CancelledError:
+                pass  # nothing taken
+            except interpreters.QueueClosed:
+                return
+
+    async def run():
+        consumers = [asyncio.create_task(consumer()) for _ in range(2)]
+        await producer()
+        await q.aclose()  # consumers drain what is left, then stop
+        await asyncio.gather(*consumers)
+
+    await asyncio.wait_for(run(), 120)
+    assert sorted(received) == list(range(total))
+
+
+async def test_channel_rendezvous_between_coroutines():
+    r, s = interpreters.create_channel()
+    receiver = asyncio.create_task(r.aio.recv())
+    await asyncio.wait_for(s.aio.send("hi"), 10)  # waits for the awaiting receiver
+    assert await asyncio.wait_for(receiver, 10) == "hi"
+
+
+async def test_cancelled_rendezvous_send_sends_nothing():
+    r, s = interpreters.create_channel()
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await s.aio.send("nobody")
+    assert r.recv_nowait(None) is None
+
+
+async def test_async_channel_iteration_and_context_managers():
+    r, s = interpreters.create_channel(8)
+    async with s.aio as sender:
+        for i in range(3):
+            await sender.send(i)
+    assert [x async for x in r.aio] == [0, 1, 2]
+
+
+async def test_ping_pong_with_an_event_loop_in_another_interpreter(interp):
+    req_r, req_s = interpreters.create_channel()
+    rep_r, rep_s = interpreters.create_channel()
+    interp.prepare_main(req=req_r, rep=rep_s)
+    n = 200
+    thread = interp.call_in_thread(workloads.async_echo_service, req_r, rep_s, n)
+    for i in range(n):
+        await asyncio.wait_for(req_s.aio.send(i), 10)
+        assert await asyncio.wait_for(rep_r.aio.recv(), 10) == ("echo", i)
+    await asyncio.to_thread(thread.join, 10)
+
+
+async def test_select_takes_the_first_ready_end():
+    q1, q2 = interpreters.create_queue().aio, interpreters.create_queue().aio
+    r, s = interpreters.create_channel(4)
+    waiter = asyncio.create_task(aio.select(q1, q2, r.aio))
+    await asyncio.sleep(0.01)
+    q2.put_nowait("two")
+    end, item = await asyncio.wait_for(waiter, 10)
+    assert end == q2 and item == "two"
+    s.send("chan")
+    end, item = await aio.select(q1, r.aio)
+    assert end == r.aio and item == "chan"
+    with pytest.raises(ValueError):
+        await aio.select()
+
+
+async def test_async_interpreter_runs_off_the_loop_and_queues_awaits():
+    it = await aio.create()
+    try:
+        await it.exec("total = 0")
+        # Concurrent awaits on one interpreter run one after another, in order.
+        await asyncio.gather(*(it.exec(f"total = total * 10 + {i}") for i in range(1, 6)))
+        assert await it.call(workloads.main_eval, "total") == 12345
+        assert await it.call(workloads.add, 1, 2) == 3
+        await it.prepare_main(x=5)
+        assert await it.call(workloads.main_eval, "x") == 5
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.001)
+
+        t = asyncio.create_task(ticker())
+        await it.call(workloads.spin, 0.2)  # the loop keeps serving meanwhile
+        t.cancel()
+        assert ticks > 10
+        with pytest.raises(interpreters.ExecutionFailed):
+            await it.exec("raise KeyError('x')")
+        assert it.blocking.aio is it
+    finally:
+        await it.close()
+    assert it.blocking not in interpreters.list_all()
