@@ -164,3 +164,28 @@ async def test_async_interpreter_runs_off_the_loop_and_queues_awaits():
     finally:
         await it.close()
     assert it.blocking not in interpreters.list_all()
+
+
+def test_works_with_uvloop():
+    uvloop = pytest.importorskip("uvloop")
+
+    async def scenario():
+        q = interpreters.create_queue().aio
+        getters = [asyncio.create_task(q.get()) for _ in range(100)]
+        await asyncio.sleep(0.01)
+        for i in range(100):
+            await q.put(i)
+        assert sorted(await asyncio.wait_for(asyncio.gather(*getters), 30)) == list(range(100))
+        r, s = interpreters.create_channel()
+        receiver = asyncio.create_task(r.aio.recv())
+        await asyncio.wait_for(s.aio.send("via uvloop"), 10)
+        assert await receiver == "via uvloop"
+        it = await aio.create()
+        try:
+            assert await it.call(workloads.add, 2, 3) == 5
+        finally:
+            await it.close()
+        return type(asyncio.get_running_loop()).__module__
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(scenario()).startswith("uvloop")
