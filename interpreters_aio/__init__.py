@@ -63,6 +63,7 @@ from ._queues import (
     create_queue,
     list_all_queues,
 )
+from .executor import BrokenInterpreterPool, InterpreterPoolExecutor
 
 SharedBuffer = _core.SharedBuffer
 
@@ -72,6 +73,7 @@ __all__ = [
     "UNBOUND",
     "UNBOUND_ERROR",
     "UNBOUND_REMOVE",
+    "BrokenInterpreterPool",
     "ChannelClosedError",
     "ChannelEmptyError",
     "ChannelError",
@@ -83,6 +85,7 @@ __all__ = [
     "Interpreter",
     "InterpreterError",
     "InterpreterNotFoundError",
+    "InterpreterPoolExecutor",
     "ItemInterpreterDestroyed",
     "NotReceivedError",
     "NotShareableError",

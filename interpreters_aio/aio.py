@@ -38,6 +38,7 @@ __all__ = [
     "AsyncQueue",
     "AsyncRecvChannel",
     "AsyncSendChannel",
+    "InterpreterPool",
     "create",
     "select",
 ]
@@ -452,3 +453,57 @@ async def create() -> AsyncInterpreter:
     interp = await asyncio.to_thread(_create_blocking)
     return view_of_interpreter(interp)
 
+
+
+class InterpreterPool:
+    """An async-native pool of interpreters on worker threads.
+
+    ``await pool.call(f, *args)`` runs ``f`` in one of the pool's
+    interpreters; ``async for result in pool.map(f, items)`` yields results
+    in order as they complete; ``async with`` closes the pool. Built on
+    :class:`~interpreters_aio.InterpreterPoolExecutor` (workers are created up
+    front). Cancelling an awaiting task stops the waiting; a task already
+    running in an interpreter runs to completion.
+    """
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+    ) -> None:
+        from .executor import InterpreterPoolExecutor
+
+        self._executor = InterpreterPoolExecutor(
+            max_workers, initializer=initializer, initargs=initargs, warm=True
+        )
+
+    @property
+    def executor(self) -> Any:
+        """The underlying ``InterpreterPoolExecutor``."""
+        return self._executor
+
+    async def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn(*args, **kwargs)`` in one of the pool's interpreters."""
+        return await asyncio.wrap_future(self._executor.submit(fn, *args, **kwargs))
+
+    async def map(self, fn: Callable[..., Any], *iterables: Any) -> Any:
+        """Run ``fn`` over the items (all submitted at once); yield results in order."""
+        futures = [self._executor.submit(fn, *args) for args in zip(*iterables, strict=False)]
+        try:
+            for future in futures:
+                yield await asyncio.wrap_future(future)
+        finally:
+            for future in futures:
+                future.cancel()
+
+    async def aclose(self) -> None:
+        """Finish the running tasks and close the interpreters."""
+        await asyncio.to_thread(self._executor.shutdown)
+
+    async def __aenter__(self) -> InterpreterPool:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

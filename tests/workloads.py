@@ -211,3 +211,19 @@ def async_echo_service(requests, replies, count):
         return count
 
     return asyncio.run(main())
+
+
+def fail_init():
+    raise RuntimeError("initializer fails")
+
+
+def set_marker(value):
+    import __main__
+
+    __main__.marker = value
+
+
+def read_marker():
+    import __main__
+
+    return getattr(__main__, "marker", None), __import__("interpreters_aio").get_current().id
