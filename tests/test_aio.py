@@ -49,7 +49,7 @@ async def test_a_thousand_concurrent_awaits_on_one_queue():
 
 async def test_cancellation_storm_loses_and_duplicates_nothing():
     q = interpreters.create_queue(16).aio
-    total = 20_000
+    total = 100_000
     received: list[int] = []
     rng = random.Random(7)
 
@@ -189,3 +189,49 @@ def test_works_with_uvloop():
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         assert runner.run(scenario()).startswith("uvloop")
+
+
+async def test_close_while_awaited_wakes_the_awaiters():
+    q = interpreters.create_queue().aio
+    r, s = interpreters.create_channel()
+    getter = asyncio.create_task(q.get())
+    receiver = asyncio.create_task(r.aio.recv())
+    await asyncio.sleep(0.01)
+    await q.aclose()
+    await s.aio.aclose()
+    with pytest.raises(interpreters.QueueClosed):
+        await asyncio.wait_for(getter, 10)
+    with pytest.raises(interpreters.ChannelClosedError):
+        await asyncio.wait_for(receiver, 10)
+
+
+def test_views_cross_interpreters_as_views(interp):
+    q = interpreters.create_queue()
+    interp.prepare_main(view=q.aio)
+    assert interp.call(workloads.main_eval, "type(view).__name__") == "AsyncQueue"
+    assert interp.call(workloads.main_eval, "view.blocking.id") == q.id
+
+
+CTRL_C_ASYNC = """
+import asyncio, os, signal, threading, time
+import interpreters_aio as interpreters
+
+q = interpreters.create_queue()
+
+async def main():
+    threading.Timer(0.3, os.kill, args=(os.getpid(), signal.SIGINT)).start()
+    await q.aio.get()
+
+try:
+    asyncio.run(main())
+except KeyboardInterrupt:
+    print("interrupted")
+q.put(1)
+print("then", q.get(timeout=5), "left", q.qsize())
+"""
+
+
+def test_ctrl_c_during_asyncio_run(run_python):
+    proc = run_python(CTRL_C_ASYNC, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[:5] == ["interrupted", "then", "1", "left", "0"]
