@@ -23,7 +23,11 @@ from .timing import Op
 BASELINE = "interpreters_aio"
 """The name of the contender every other one is compared with."""
 
-SECTION_MODULES: tuple[str, ...] = ("benchmarks.interpreters_bench", "benchmarks.channels_bench")
+SECTION_MODULES: tuple[str, ...] = (
+    "benchmarks.interpreters_bench",
+    "benchmarks.channels_bench",
+    "benchmarks.async_bench",
+)
 """Modules that register sections, in the order the sections run."""
 
 Setup = Callable[[], AbstractContextManager[Op]]

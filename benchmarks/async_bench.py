@@ -1,0 +1,449 @@
+"""Section "async": asyncio across interpreters, and executors of interpreters.
+
+- ``async round trip``: the main interpreter and a subinterpreter each run
+  their own event loop; the main one awaits a put on queue A, a coroutine in
+  the subinterpreter's loop awaits the get on A and puts the item on queue B,
+  and the main one awaits the get on B. One operation is a batch of round
+  trips inside one ``run_until_complete`` of a loop created at setup; times
+  are per round trip. Contenders: interpreters_aio's queues (``.aio``: the loop
+  watches the queue's file descriptor), the standard library's interpreter
+  queues (no async API: polled, or waited for in a thread), and two
+  ``asyncio.Queue`` between two coroutines of one loop in this interpreter.
+- ``executor: 2000 tiny tasks``: submit 2000 ``add(1, 2)`` to a 2-worker
+  executor and wait for all results; times are per task.
+- ``executor: first result``: construct a 2-worker executor, get the result
+  of one ``add(1, 2)``, shut it down.
+- ``executor: CPU-bound``: 4 pure-Python loops on 2 workers, against running
+  them one after the other in this thread.
+
+Every executor, interpreter, thread and process is shut down or closed, also
+when a contender fails. The functions run on the other side are in
+:mod:`benchmarks.async_workers`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+import interpreters_aio as aio
+
+from . import processes
+from .async_workers import (
+    CPU_TASK_SIZE,
+    add,
+    aio_echo,
+    count_up,
+    polling_echo,
+    polling_get,
+    to_thread_echo,
+    to_thread_get,
+)
+from .channels_bench import (
+    _aio_worker,
+    _closing,
+    _detect_stdlib_queues,
+    _reply,
+    _sentinel,
+    _stdlib_worker,
+    _StdlibQueues,
+)
+from .registry import BASELINE, Case, Contender, register_section
+from .timing import Op
+
+PING = 1
+"""What a round trip sends, and expects back."""
+
+ROUND_TRIPS = 200
+"""Round trips per operation in the async round-trip case..."""
+POLL_ROUND_TRIPS = 20
+"""...for the stdlib polling row (milliseconds per round trip when no CPU is idle)..."""
+SLOW_ROUND_TRIPS = 5
+"""...and for the row whose get() sleeps 10 ms whenever its queue is empty."""
+
+ROUND_TRIP_TARGET = 50e-6
+"""interpreters_aio's async round trip should take at most this many seconds."""
+
+WORKERS = 2
+"""Workers of every executor."""
+TINY_TASKS = 2000
+"""Tasks per operation in the tiny-tasks case."""
+TINY_TASKS_TARGET = 1 / 40_000
+"""interpreters_aio should run at least 40,000 tiny tasks per second."""
+FIRST_RESULT_TARGET = 20e-3
+"""From constructing the pool to the first result, at most this many seconds."""
+CPU_TASKS = 4
+"""Tasks in the CPU-bound case."""
+CPU_TARGET_SPEEDUP = 1.8
+"""interpreters_aio on 2 workers should be this many times faster than sequential."""
+
+
+# --- async round trip -----------------------------------------------------------------
+
+
+@contextmanager
+def _event_loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """A new event loop for this thread's operations; closed (with its default
+    executor, which ``asyncio.to_thread`` uses) on exit."""
+    loop = asyncio.new_event_loop()
+    try:
+        yield loop
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            loop.close()
+
+
+def _batch_op(
+    loop: asyncio.AbstractEventLoop,
+    put: Callable[[Any], Any],
+    get: Callable[[], Awaitable[Any]],
+    n: int,
+) -> Op:
+    """``n`` round trips: ``put`` (awaited if it returns an awaitable), then await ``get``."""
+
+    async def batch() -> Any:
+        reply = None
+        for _ in range(n):
+            sent = put(PING)
+            if sent is not None:
+                await sent
+            reply = _reply(await get())
+        return reply
+
+    return lambda: loop.run_until_complete(batch())
+
+
+def _round_trip_case(stdlib: _StdlibQueues | str) -> Case:
+    @contextmanager
+    def aio_queues() -> Iterator[Op]:
+        there, back = aio.create_queue(), aio.create_queue()
+        with _event_loop() as loop, _aio_worker(aio_echo, (there, back), _closing(there, back)):
+            yield _batch_op(loop, there.aio.put, back.aio.get, ROUND_TRIPS)
+
+    def stdlib_setup(stdlib: _StdlibQueues, echo: Callable[..., None], make_get: Any, n: int):
+        @contextmanager
+        def setup() -> Iterator[Op]:
+            there, back = stdlib.create_queue(), stdlib.create_queue()
+            ending = _sentinel(there, back)
+            with _event_loop() as loop, _stdlib_worker(stdlib, echo, (there, back), ending):
+                yield _batch_op(loop, there.put, make_get(back), n)
+
+        return setup
+
+    @contextmanager
+    def asyncio_queues() -> Iterator[Op]:
+        with _event_loop() as loop:
+            there: asyncio.Queue[Any] = asyncio.Queue()
+            back: asyncio.Queue[Any] = asyncio.Queue()
+
+            async def echo() -> None:
+                while (item := await there.get()) is not None:
+                    back.put_nowait(item)
+
+            task = loop.create_task(echo())
+            task.add_done_callback(lambda _: back.put_nowait(None))  # never hang on a failure
+            try:
+                yield _batch_op(loop, there.put, back.get, ROUND_TRIPS)
+            finally:
+                there.put_nowait(None)
+                loop.run_until_complete(task)
+
+    stdlib_variants = [
+        (
+            "stdlib queue, poll",
+            polling_echo,
+            polling_get,
+            POLL_ROUND_TRIPS,
+            "both loops poll get_nowait(), await asyncio.sleep(0) while empty (busy)",
+        ),
+        (
+            "stdlib queue, to_thread",
+            to_thread_echo,
+            to_thread_get,
+            SLOW_ROUND_TRIPS,
+            "both loops await asyncio.to_thread(q.get); get() sleeps 10 ms while empty",
+        ),
+    ]
+    if isinstance(stdlib, str):
+        stdlib_rows = [Contender.unavailable(name, stdlib) for name, *_ in stdlib_variants]
+    else:
+        stdlib_rows = [
+            Contender(
+                name,
+                stdlib_setup(stdlib, echo, make_get, n),
+                expected=PING,
+                note=f"{stdlib.module}: {how}",
+                items_per_op=n,
+            )
+            for name, echo, make_get, n, how in stdlib_variants
+        ]
+    return Case(
+        name="async round trip",
+        description="main's event loop awaits put on queue A; a coroutine in a "
+        "subinterpreter's own event loop awaits get on A and puts on B; main awaits get on B",
+        contenders=[
+            Contender(
+                BASELINE,
+                aio_queues,
+                expected=PING,
+                note="two queues, awaited via .aio (fd-driven) on both loops",
+                target_time=ROUND_TRIP_TARGET,
+                items_per_op=ROUND_TRIPS,
+            ),
+            *stdlib_rows,
+            Contender(
+                "asyncio.Queue (one loop)",
+                asyncio_queues,
+                expected=PING,
+                note="two asyncio.Queue, two coroutines in one loop of this interpreter",
+                items_per_op=ROUND_TRIPS,
+            ),
+        ],
+    )
+
+
+# --- executors ------------------------------------------------------------------------
+
+PoolFactory = Callable[[], concurrent.futures.Executor]
+
+
+def _executor_factories() -> list[tuple[str, PoolFactory | None, str, str]]:
+    """``(name, make_pool or None, note, reason if unavailable)`` for every executor
+    contender but interpreters_aio's (which the cases build with ``warm`` as they need)."""
+    method = "forkserver" if processes.unavailable_reason("forkserver") is None else "spawn"
+    rows: list[tuple[str, PoolFactory | None, str, str]] = [
+        ("ThreadPoolExecutor", lambda: concurrent.futures.ThreadPoolExecutor(WORKERS), "", ""),
+        (
+            "ProcessPoolExecutor",
+            lambda: concurrent.futures.ProcessPoolExecutor(
+                WORKERS, mp_context=processes.context(method)
+            ),
+            method,
+            "",
+        ),
+    ]
+    stdlib_pool = getattr(concurrent.futures, "InterpreterPoolExecutor", None)
+    if stdlib_pool is None:
+        rows.append(
+            (
+                "stdlib InterpreterPoolExecutor",
+                None,
+                "",
+                "no concurrent.futures.InterpreterPoolExecutor (CPython 3.14+)",
+            )
+        )
+    else:
+        rows.append(
+            (
+                "stdlib InterpreterPoolExecutor",
+                lambda: stdlib_pool(WORKERS),
+                "concurrent.futures (pickles fn, args, result)",
+                "",
+            )
+        )
+    return rows
+
+
+def _aio_pool(warm: bool) -> PoolFactory:
+    return lambda: aio.InterpreterPoolExecutor(max_workers=WORKERS, warm=warm)
+
+
+@contextmanager
+def _started(make_pool: PoolFactory) -> Iterator[concurrent.futures.Executor]:
+    """A pool whose workers all exist (a task ran on each); shut down on exit."""
+    pool = make_pool()
+    try:
+        # Concurrent tasks make the pools that start workers on demand start them all.
+        for future in [pool.submit(add, 1, 2) for _ in range(4 * WORKERS)]:
+            future.result()
+        yield pool
+    finally:
+        pool.shutdown(wait=True)
+
+
+def _pool_setup(make_pool: PoolFactory, op_on: Callable[[concurrent.futures.Executor], Op]):
+    """A setup timing ``op_on(pool)`` on a started pool."""
+
+    @contextmanager
+    def setup() -> Iterator[Op]:
+        with _started(make_pool) as pool:
+            yield op_on(pool)
+
+    return setup
+
+
+def _fresh_pool_setup(make_pool: PoolFactory, op_on: Callable[[concurrent.futures.Executor], Op]):
+    """A setup timing: construct a pool, ``op_on(pool)()``, shut it down."""
+
+    def op() -> Any:
+        pool = make_pool()
+        try:
+            return op_on(pool)()
+        finally:
+            pool.shutdown(wait=True)
+
+    @contextmanager
+    def setup() -> Iterator[Op]:
+        yield op
+
+    return setup
+
+
+def _tiny_tasks(pool: concurrent.futures.Executor) -> Op:
+    def op() -> int:
+        futures = [pool.submit(add, 1, 2) for _ in range(TINY_TASKS)]
+        return sum(future.result() for future in futures)
+
+    return op
+
+
+def _first_result(pool: concurrent.futures.Executor) -> Op:
+    return lambda: pool.submit(add, 1, 2).result()
+
+
+def _cpu_tasks(pool: concurrent.futures.Executor) -> Op:
+    def op() -> int:
+        futures = [pool.submit(count_up, CPU_TASK_SIZE) for _ in range(CPU_TASKS)]
+        return sum(future.result() for future in futures)
+
+    return op
+
+
+def _ready(op: Op) -> Callable[[], AbstractContextManager[Op]]:
+    @contextmanager
+    def setup() -> Iterator[Op]:
+        yield op
+
+    return setup
+
+
+def _tiny_tasks_case() -> Case:
+    expected = 3 * TINY_TASKS
+    others = [
+        Contender(
+            name,
+            _pool_setup(make, _tiny_tasks),
+            expected=expected,
+            note=note,
+            items_per_op=TINY_TASKS,
+        )
+        if make is not None
+        else Contender.unavailable(name, reason)
+        for name, make, note, reason in _executor_factories()
+    ]
+    return Case(
+        name="executor: 2000 tiny tasks",
+        description=f"submit {TINY_TASKS} add(1, 2) to {WORKERS} workers, wait for all results",
+        contenders=[
+            Contender(
+                BASELINE,
+                _pool_setup(_aio_pool(warm=True), _tiny_tasks),
+                expected=expected,
+                note="InterpreterPoolExecutor(warm=True)",
+                target_time=TINY_TASKS_TARGET,
+                items_per_op=TINY_TASKS,
+            ),
+            Contender(
+                "interpreters_aio, warm=False + startup",
+                _fresh_pool_setup(_aio_pool(warm=False), _tiny_tasks),
+                expected=expected,
+                note="each op constructs the pool and shuts it down",
+                items_per_op=TINY_TASKS,
+            ),
+            *others,
+        ],
+    )
+
+
+def _first_result_case() -> Case:
+    others = []
+    for name, make, note, reason in _executor_factories():
+        if make is None:
+            others.append(Contender.unavailable(name, reason))
+            continue
+        fresh = name.startswith("stdlib Interpreter")
+        others.append(
+            Contender(
+                name,
+                _fresh_pool_setup(make, _first_result),
+                expected=3,
+                note=note,
+                fresh_process=fresh,
+            )
+        )
+    return Case(
+        name="executor: first result",
+        description=f"construct a {WORKERS}-worker pool, submit(add, 1, 2).result(), shut it down",
+        contenders=[
+            Contender(
+                BASELINE,
+                _fresh_pool_setup(_aio_pool(warm=False), _first_result),
+                expected=3,
+                note="InterpreterPoolExecutor(warm=False)",
+                target_time=FIRST_RESULT_TARGET,
+                fresh_process=True,
+            ),
+            Contender(
+                "interpreters_aio, warm=True",
+                _fresh_pool_setup(_aio_pool(warm=True), _first_result),
+                expected=3,
+                note="creates both interpreters before the first submit",
+                fresh_process=True,
+            ),
+            *others,
+        ],
+    )
+
+
+def _cpu_case() -> Case:
+    expected = CPU_TASKS * (CPU_TASK_SIZE * (CPU_TASK_SIZE - 1) // 2)  # count_up's result
+
+    def sequential() -> int:
+        return sum(count_up(CPU_TASK_SIZE) for _ in range(CPU_TASKS))
+
+    others = [
+        Contender(name, _pool_setup(make, _cpu_tasks), expected=expected, note=note)
+        if make is not None
+        else Contender.unavailable(name, reason)
+        for name, make, note, reason in _executor_factories()
+    ]
+    return Case(
+        name="executor: CPU-bound",
+        description=f"{CPU_TASKS} x count_up({CPU_TASK_SIZE:_}) (a pure-Python loop) "
+        f"on {WORKERS} workers; the ratio to 'sequential' is the speedup",
+        contenders=[
+            Contender(
+                BASELINE,
+                _pool_setup(_aio_pool(warm=True), _cpu_tasks),
+                expected=expected,
+                note="InterpreterPoolExecutor(warm=True)",
+            ),
+            *others,
+            Contender(
+                "sequential",
+                _ready(sequential),
+                expected=expected,
+                note="the same tasks one after the other in this thread",
+                target_speedup=CPU_TARGET_SPEEDUP,
+            ),
+        ],
+    )
+
+
+@register_section(
+    "async",
+    "asyncio event loops in two interpreters, and executors whose workers are interpreters",
+)
+def build() -> list[Case]:
+    """The cases of the ``async`` section."""
+    return [
+        _round_trip_case(_detect_stdlib_queues()),
+        _tiny_tasks_case(),
+        _first_result_case(),
+        _cpu_case(),
+    ]
