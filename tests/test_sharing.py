@@ -210,3 +210,10 @@ def test_mutation_during_conversion_is_safe(interp):
     data.extend([Mutator(data), 1, 2, 3])
     back = interp.call(workloads.identity, data)
     assert back == [7]
+
+
+def test_module_level_functions_travel_by_name_without_pickle(interp):
+    assert interp.call(len, (1, 2)) == 2
+    assert interp.call(workloads.add, 1) == 11
+    assert interp.call(workloads.main_eval, "'pickle' in __import__('sys').modules") is False
+    assert not interpreters.is_shareable(len)  # a reference, not data

@@ -48,6 +48,13 @@ pub enum Value {
     Buffer(Shared<crate::shared::SharedBytes>),
     /// An object that is not natively shareable, as a pickle.
     Pickled(Box<[u8]>),
+    /// A module-level function (or builtin) sent by name: the receiver
+    /// imports `module` and follows `qualname`, as pickle would, without
+    /// paying for importing pickle in a fresh interpreter (~10 ms).
+    Global {
+        module: Box<str>,
+        qualname: Box<str>,
+    },
     /// A function shipped by its code (defined in `__main__`, or a lambda):
     /// rebuilt in the receiver with the receiver's `__main__` as globals.
     Function(Box<ShippedFunction>),
@@ -98,7 +105,7 @@ impl Value {
     /// True when no part of the value needed pickling or code shipping.
     pub fn is_native(&self) -> bool {
         match self {
-            Value::Pickled(_) | Value::Function(_) => false,
+            Value::Pickled(_) | Value::Function(_) | Value::Global { .. } => false,
             Value::Tuple(items)
             | Value::List(items)
             | Value::Dict(items)

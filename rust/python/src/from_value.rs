@@ -113,6 +113,16 @@ impl Decoder {
                     let cls = crate::module::state(module.as_ptr()).buffer_type;
                     py::check(crate::handles::new_buffer(cls.cast(), std::sync::Arc::clone(&bytes.0)))
                 }
+                Value::Global { module, qualname } => {
+                    let name = std::ffi::CString::new(module.as_bytes())
+                        .map_err(|_| py::raise(PyExc_ValueError, "corrupt module name"))?;
+                    let mut target = py::check(PyImport_ImportModule(name.as_ptr()))?;
+                    for part in qualname.split('.') {
+                        let attr = py::check(py::new_str(part))?;
+                        target = py::check(PyObject_GetAttr(target.as_ptr(), attr.as_ptr()))?;
+                    }
+                    Ok(target)
+                }
                 Value::Pickled(data) => self.unpickle(data),
                 Value::Function(func) => self.rebuild_function(func),
             }

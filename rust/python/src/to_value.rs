@@ -13,7 +13,7 @@ use std::ffi::c_char;
 use interpreters_aio_core::{Seq, Shared, ShippedFunction, Value, MAX_DEPTH};
 use pyo3_ffi::*;
 
-use crate::py::{self, Owned, Raised};
+use crate::py::{self, Owned, PyResult, Raised};
 
 /// Why an object could not be turned into a `Value`.
 #[derive(Debug)]
@@ -164,6 +164,13 @@ impl Encoder {
                 if ty == &raw mut PyFunction_Type {
                     if let Some(shipped) = self.ship_function(obj)? {
                         out.push(shipped);
+                        return Ok(());
+                    }
+                }
+                let function = ty == &raw mut PyFunction_Type || ty == &raw mut PyCFunction_Type;
+                if function && self.fallback == Fallback::Pickle {
+                    if let Some(global) = global_reference(obj) {
+                        out.push(global);
                         return Ok(());
                     }
                 }
@@ -374,6 +381,42 @@ impl Encoder {
             let len = PyBytes_Size(pickled.as_ptr()) as usize;
             Ok(Value::Pickled(std::slice::from_raw_parts(data, len).into()))
         }
+    }
+}
+
+/// `obj` as a reference by module and qualified name, if it is exactly what
+/// that name resolves to in its (already imported) module; `None` otherwise
+/// (then pickle decides). Any error on the way is cleared: this is a probe.
+///
+/// # Safety
+/// The GIL is held and `obj` is live.
+unsafe fn global_reference(obj: *mut PyObject) -> Option<Value> {
+    // SAFETY: the GIL is held; all references made here are owned and released.
+    unsafe {
+        let found = (|| -> PyResult<Option<Value>> {
+            let module = py::getattr(obj, c"__module__")?;
+            let qualname = py::getattr(obj, c"__qualname__")?;
+            if PyUnicode_Check(module.as_ptr()) == 0 || PyUnicode_Check(qualname.as_ptr()) == 0 {
+                return Ok(None);
+            }
+            let (module_name, path) = (py::str_utf8(module.as_ptr())?, py::str_utf8(qualname.as_ptr())?);
+            if path.contains('<') || module_name == "__main__" {
+                return Ok(None);
+            }
+            let Some(mut target) = Owned::from_new(PyImport_GetModule(module.as_ptr())) else {
+                return Ok(None);
+            };
+            for part in path.split('.') {
+                let name = py::check(py::new_str(part))?;
+                target = py::check(PyObject_GetAttr(target.as_ptr(), name.as_ptr()))?;
+            }
+            Ok((target.as_ptr() == obj)
+                .then(|| Value::Global { module: module_name.into(), qualname: path.into() }))
+        })();
+        found.unwrap_or_else(|_| {
+            PyErr_Clear();
+            None
+        })
     }
 }
 
