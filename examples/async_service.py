@@ -61,9 +61,10 @@ class Outcome:
     results: dict[int, int | str]
     startup: float  # creating the interpreters and starting their threads
     processing: float  # first job sent -> last result received
-    wall: float  # everything, shutdown included
+    cpu: float  # CPU time of the whole process (all interpreters) while processing
+    max_lag: float  # the longest the main loop was late for a 10 ms tick
+    wall: float = 0.0  # everything, shutdown included
     reports: list[tuple[int, int, float]] = field(default_factory=list)
-    max_lag: float = 0.0  # the longest the main loop was late for a 10 ms tick
 
 
 def make_jobs(count: int, span: int) -> list[Job]:
@@ -80,6 +81,27 @@ def run_sequential(jobs: list[Job]) -> tuple[dict[int, int], float]:
     began = time.perf_counter()
     results = {job_id: service_worker.count_primes(start, stop) for job_id, start, stop in jobs}
     return results, time.perf_counter() - began
+
+
+def new_worker_interpreter() -> interpreters.Interpreter:
+    """Create a worker interpreter and import the worker module there, from this thread.
+
+    Importing up front turns a worker module that cannot be imported into an
+    immediate, clear error. It is also a workaround for CPython 3.12, where
+    ``threading`` in a subinterpreter takes the first thread that imports it
+    for the main thread: were that the worker thread, ``asyncio.run()`` there
+    would call ``signal.getsignal(SIGINT)``, which returns the *main*
+    interpreter's handler (the main loop's ``functools.partial``), and
+    touching it from another interpreter crashes the process at exit or
+    soon after (see docs/example-service.md).
+    """
+    interp = interpreters.create()
+    try:
+        interp.exec("import threading, service_worker")
+    except BaseException:
+        interp.close()
+        raise
+    return interp
 
 
 async def distribute(requests: aio.AsyncSendChannel, jobs: list[Job]) -> None:
@@ -157,8 +179,11 @@ async def run_service(jobs: list[Job], workers: int, timeout: float) -> Outcome:
     threads: list[threading.Thread] = []
     try:
         for _ in range(workers):
-            # create() takes a few ms; off the loop, so the loop keeps serving meanwhile.
-            interp = await asyncio.to_thread(interpreters.create)
+            # Off the loop (tens of ms each), so the loop keeps serving meanwhile.
+            try:
+                interp = await asyncio.to_thread(new_worker_interpreter)
+            except interpreters.ExecutionFailed as exc:  # raised in the new interpreter
+                raise ServiceError(f"cannot start a worker interpreter: {exc}") from exc
             interps.append(interp)
             # Channel ends and queues are passed by reference: all workers share them.
             threads.append(
@@ -166,7 +191,7 @@ async def run_service(jobs: list[Job], workers: int, timeout: float) -> Outcome:
                     service_worker.worker_main, requests_recv, results_send, reports
                 )
             )
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
 
         lag_watcher = asyncio.create_task(watch_loop_lag())
         try:
@@ -175,53 +200,64 @@ async def run_service(jobs: list[Job], workers: int, timeout: float) -> Outcome:
                 collecting = group.create_task(collect(results_recv.aio, len(jobs), threads))
         except TimeoutError:
             raise ServiceError(f"the jobs did not finish within {timeout:g} s") from None
-        except ExceptionGroup as group:  # a task failed; the group has cancelled the other
+        except ExceptionGroup as group:  # one task failed; the group cancelled the other
             raise group.exceptions[0] from None
         finally:
             lag_watcher.cancel()
-        processed = time.perf_counter()
-        results = collecting.result()
-        max_lag = await lag_watcher
+        processed, cpu_processed = time.perf_counter(), time.process_time()
+        outcome = Outcome(
+            results=collecting.result(),
+            startup=started - began,
+            processing=processed - started,
+            cpu=cpu_processed - cpu_started,
+            max_lag=await lag_watcher,
+        )
 
         # distribute() has closed `requests`: each worker's `async for` ends,
         # it reports and returns, and its thread ends.
-        stuck = await join_threads(threads, SHUTDOWN_SECONDS)
-        if stuck:
-            raise ServiceError(f"{len(stuck)} worker thread(s) did not stop")
-        outcome = Outcome(
-            results=results,
-            startup=started - began,
-            processing=processed - started,
-            wall=0.0,
-            max_lag=max_lag,
-        )
+        if await join_threads(threads, SHUTDOWN_SECONDS):
+            raise ServiceError("worker threads did not stop after the requests channel closed")
         while True:
             try:
                 outcome.reports.append(reports.get_nowait())
             except QueueEmpty:
                 break
     finally:
-        # On success this changes nothing. After an error (timeout, a dead
-        # worker, Ctrl-C) it wakes every worker still waiting on a channel:
-        # their recv/send raise ChannelClosedError and their loops end.
-        for end in (requests_send, results_recv):
-            try:
-                end.close(force=True)  # force: discard jobs or results nobody will take
-            except ChannelClosedError:
-                pass
-        stuck = await join_threads(threads, SHUTDOWN_SECONDS)
-        for interp, thread in zip(interps, threads, strict=False):
-            if thread.is_alive():
-                # Still computing: close() would refuse. interpreters_aio
-                # interrupts it at exit instead (with a message on stderr).
-                print(f"warning: interpreter {interp.id} is still busy", file=sys.stderr)
-                continue
-            interp.close()
-        for interp in interps[len(threads) :]:  # created, but its thread never started
-            interp.close()
-        reports.close()
+        await shut_down(interps, threads, (requests_send, results_recv), reports)
     outcome.wall = time.perf_counter() - began
     return outcome
+
+
+async def shut_down(
+    interps: list[interpreters.Interpreter],
+    threads: list[threading.Thread],
+    ends: tuple[interpreters.SendChannel, interpreters.RecvChannel],
+    reports: interpreters.Queue,
+) -> None:
+    """Release everything, whether the service succeeded or not.
+
+    After a success the workers are gone already and closing the channels
+    changes nothing. After an error (timeout, a dead worker, Ctrl-C) closing
+    them wakes every worker still waiting on one: its ``recv``/``send``
+    raises ChannelClosedError and its loop ends, after the job in hand.
+    """
+    for end in ends:
+        try:
+            end.close(force=True)  # force: discard jobs or results nobody will take
+        except ChannelClosedError:
+            pass
+    await join_threads(threads, SHUTDOWN_SECONDS)
+    for index, interp in enumerate(interps):
+        if index < len(threads) and threads[index].is_alive():
+            # Still computing: close() would refuse. interpreters_aio
+            # interrupts it at exit instead (and says so on stderr).
+            print(f"warning: interpreter {interp.id} is still busy", file=sys.stderr)
+            continue
+        try:
+            interp.close()
+        except interpreters.InterpreterError as exc:
+            print(f"warning: closing interpreter {interp.id}: {exc}", file=sys.stderr)
+    reports.close()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -255,8 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     jobs = make_jobs(args.jobs, args.span)
     print(
-        f"async_service: {len(jobs)} jobs (primes below {len(jobs) * args.span:,}), "
-        f"{args.workers} worker interpreters, "
+        f"async_service: jobs={len(jobs)} (primes below {len(jobs) * args.span:,}), "
+        f"workers={args.workers}, "
         f"{platform.python_implementation()} {platform.python_version()}"
     )
 
@@ -268,8 +304,11 @@ def main(argv: list[str] | None = None) -> int:
     except ServiceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: asyncio.run() cancelled run_service(), which cleaned up
+        print("interrupted", file=sys.stderr)
+        return 130
 
-    print(f"service: {args.workers} interpreters started in {outcome.startup * 1000:.0f} ms")
+    print(f"service: worker interpreters started in {outcome.startup * 1000:.0f} ms")
     for interp_id, jobs_done, busy in sorted(outcome.reports):
         print(f"  interpreter {interp_id}: {jobs_done:3d} jobs, busy {busy:.2f} s")
 
@@ -287,6 +326,10 @@ def main(argv: list[str] | None = None) -> int:
         f"wall time {outcome.wall:.2f} s (processing {outcome.processing:.2f} s); "
         f"speedup vs sequential {sequential / outcome.processing:.2f}x "
         f"({sequential / outcome.wall:.2f}x including startup and shutdown)"
+    )
+    print(
+        f"CPU time while processing: {outcome.cpu:.2f} s, "
+        f"{outcome.cpu / outcome.processing:.2f} cores busy on average"
     )
     print(f"main event loop stayed free: at most {outcome.max_lag * 1000:.1f} ms late on a tick")
     return 1 if wrong else 0

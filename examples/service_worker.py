@@ -54,6 +54,12 @@ def worker_main(requests: Any, results: Any, reports: Any) -> None:
     It runs a whole asyncio event loop there, independent of the main
     interpreter's loop (and of the other workers' loops), and returns when
     the main interpreter closes the ``requests`` channel.
+
+    On CPython 3.12, import ``threading`` in the interpreter from another
+    thread first (``async_service.new_worker_interpreter`` does), or
+    ``asyncio.run()`` here takes this thread for the interpreter's main
+    thread and reads the main interpreter's SIGINT handler, which can crash
+    the process.
     """
     asyncio.run(serve(requests, results, reports))
 

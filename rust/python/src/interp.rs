@@ -4,9 +4,8 @@
 //! * Each interpreter keeps the thread state it was born with "parked" for its
 //!   whole life and is ended with that same thread state: on 3.12.1 a
 //!   thread-state count that drops to zero and rises again kills the process.
-//! * On 3.12, `threading` must be imported under the parked state before any
-//!   other thread state runs code in the interpreter, or teardown breaks; it
-//!   is done on first entry.
+//! * On 3.12, `threading` must be imported under the parked state, in
+//!   `create()` on the creating thread (see `prepare_new_interpreter`).
 //! * `Py_EndInterpreter` needs the only remaining thread state, so every
 //!   cached one is deleted first and closing refuses while anyone is inside.
 //! * A new thread state per call costs 15-140 µs; the table caches one per
@@ -185,6 +184,22 @@ pub unsafe fn create(sys_path: Option<&Value>) -> Result<i64, InterpError> {
 unsafe fn prepare_new_interpreter(sys_path: Option<&Value>) -> py::PyResult<()> {
     // SAFETY: the new interpreter's GIL is held by the caller.
     unsafe {
+        // 3.12 only: `threading` must be first imported under the parked
+        // thread state (its main-thread lock lives as long as that state),
+        // and here, on the creating thread. That thread becomes threading's
+        // "main thread" of the interpreter; were it a worker thread (first
+        // entry), a worker running asyncio.run() there would inspect the
+        // SIGINT handler, which 3.12 wrongly hands out from the main
+        // interpreter, and the process crashes (CPython bug; reproduced).
+        #[cfg(not(Py_3_13))]
+        py::import(c"threading")?;
+        // 3.12 only: `signal.getsignal()` in a subinterpreter returns the
+        // *main* interpreter's handler object, and touching it here (as
+        // asyncio.run() does) corrupts memory (CPython bug; reproduced with
+        // the stdlib's own module). A subinterpreter can never set handlers,
+        // so it answers None ("not set from Python") instead.
+        #[cfg(not(Py_3_13))]
+        run_private(c"import _signal\n_signal.getsignal = lambda signalnum, /: None\n");
         if let Some(path) = sys_path {
             let path = crate::from_value::from_value(path)?;
             let sys = py::import(c"sys")?;
@@ -259,11 +274,6 @@ pub unsafe fn enter(id: i64) -> Result<Entered, InterpError> {
             fresh
         }
     };
-    #[cfg(not(Py_3_13))]
-    if ticket.first_entry {
-        // SAFETY: the interpreter is claimed by us and alive; see the function.
-        unsafe { import_threading_under_parked(id) };
-    }
     // SAFETY: `tstate` belongs to this OS thread and the claimed interpreter;
     // the swap releases the caller's GIL and takes the target's.
     let caller = unsafe { PyThreadState_Swap(tstate) };
@@ -277,30 +287,6 @@ pub unsafe fn enter(id: i64) -> Result<Entered, InterpError> {
         }
     }
     Ok(Entered { id, caller })
-}
-
-/// 3.12 only: `threading` first imported under any thread state but the
-/// parked one breaks teardown (its main-thread lock dies with that state), so
-/// before anyone else runs code in a new interpreter, it is imported under
-/// the parked state. Done on first entry rather than in `create()`, so an
-/// interpreter that is never used costs no more than the stdlib's (importing
-/// `threading` is 3.6 ms of a 9 ms create on 3.12).
-///
-/// # Safety
-/// The caller holds its own interpreter's GIL and has claimed `id` (so no
-/// other thread runs in it).
-#[cfg(not(Py_3_13))]
-unsafe fn import_threading_under_parked(id: i64) {
-    let Some(parked) = TABLE.parked_handle(id) else { return };
-    // SAFETY: the parked state belongs to `id`, which nobody else is running;
-    // swapping to it takes the target's GIL, swapping back restores ours.
-    unsafe {
-        let caller = PyThreadState_Swap(parked as *mut PyThreadState);
-        if py::import(c"threading").is_err() {
-            PyErr_Clear();
-        }
-        PyThreadState_Swap(caller);
-    }
 }
 
 impl Entered {
