@@ -26,7 +26,9 @@ Chunk = tuple[int, int]
 
 
 def _chunks(tasks: int, size: int) -> list[Chunk]:
-    return [(i * size, (i + 1) * size) for i in range(tasks)]
+    # Higher ranges cost more (bigger numbers to test): hand out the biggest
+    # first, so the last chunk a worker picks up is a small one.
+    return [(i * size, (i + 1) * size) for i in reversed(range(tasks))]
 
 
 def run_sequential(chunks: list[Chunk], workers: int) -> tuple[int, float]:
@@ -98,13 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
                         help="threads / interpreters / processes (default: CPU count)")
     parser.add_argument("--tasks", type=int, default=None,
-                        help="chunks of work (default: 4 x workers)")
-    parser.add_argument("--size", type=int, default=60_000,
-                        help="numbers per chunk (default: 60000)")
+                        help="chunks of work (default: 8 x workers)")
+    parser.add_argument("--size", type=int, default=30_000,
+                        help="numbers per chunk (default: 30000)")
     args = parser.parse_args(argv)
     if args.workers < 1 or args.size < 1 or (args.tasks is not None and args.tasks < 1):
         parser.error("--workers, --tasks and --size must be positive")
-    tasks = args.tasks or 4 * args.workers
+    tasks = args.tasks or 8 * args.workers
     chunks = _chunks(tasks, args.size)
 
     print(f"interpreters_aio {interpreters.__version__} on Python {sys.version.split()[0]}, "
