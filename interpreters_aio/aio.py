@@ -107,59 +107,66 @@ async def _wait_readable(fd: int) -> None:
         watcher.discard(fut)
 
 
-class AsyncQueue:
+class _View:
+    """Plumbing shared by the async views: each wraps one blocking object."""
+
+    __slots__ = ("_target",)
+
+    def __init__(self, target: Any) -> None:
+        self._target = target
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} of {self._target!r}>"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other._target is self._target  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._target)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any]]:
+        return (type(self), (self._target,))
+
+    @property
+    def blocking(self) -> Any:
+        """The blocking queue or channel end this view awaits."""
+        return self._target
+
+
+class AsyncQueue(_View):
     """An ``asyncio.Queue``-like view of a :class:`~interpreters_aio.Queue`.
 
     Views share their queue; ``.blocking`` is the queue itself. Iterating
     with ``async for`` gets items until the queue is closed and drained.
     """
 
-    __slots__ = ("_queue",)
-
-    def __init__(self, queue: Queue) -> None:
-        self._queue = queue
-
-    def __repr__(self) -> str:
-        return f"<AsyncQueue of {self._queue!r}>"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, AsyncQueue) and other._queue is self._queue
-
-    def __hash__(self) -> int:
-        return hash(self._queue)
-
-    def __reduce__(self) -> tuple[Any, tuple[Queue]]:
-        return (AsyncQueue, (self._queue,))
-
-    @property
-    def blocking(self) -> Queue:
-        """The blocking queue this view awaits."""
-        return self._queue
+    __slots__ = ()
+    _target: Queue
 
     @property
     def maxsize(self) -> int:
         """The most items it holds (0: unbounded)."""
-        return self._queue.maxsize
+        return self._target.maxsize
 
     def qsize(self) -> int:
         """The number of items now."""
-        return self._queue.qsize()
+        return self._target.qsize()
 
     def empty(self) -> bool:
         """Whether it is empty now."""
-        return self._queue.empty()
+        return self._target.empty()
 
     def full(self) -> bool:
         """Whether a put would have to wait now."""
-        return self._queue.full()
+        return self._target.full()
 
     def put_nowait(self, obj: object) -> None:
         """Add ``obj`` at once. Raises QueueFull, QueueClosed, NotShareableError."""
-        self._queue.put_nowait(obj)
+        self._target.put_nowait(obj)
 
     def get_nowait(self) -> Any:
         """Take the oldest item at once. Raises QueueEmpty, QueueClosed."""
-        return self._queue.get_nowait()
+        return self._target.get_nowait()
 
     async def put(self, obj: object) -> None:
         """Add ``obj``, waiting (without blocking the loop) while the queue is full.
@@ -171,9 +178,9 @@ class AsyncQueue:
         """
         while True:
             try:
-                return self._queue.put_nowait(obj)
+                return self._target.put_nowait(obj)
             except QueueFull:
-                await _wait_readable(self._queue.put_fileno())
+                await _wait_readable(self._target.put_fileno())
 
     async def get(self) -> Any:
         """Take the oldest item, waiting (without blocking the loop) while empty.
@@ -184,13 +191,13 @@ class AsyncQueue:
         """
         while True:
             try:
-                return self._queue.get_nowait()
+                return self._target.get_nowait()
             except QueueEmpty:
-                await _wait_readable(self._queue.fileno())
+                await _wait_readable(self._target.fileno())
 
     async def aclose(self) -> None:
         """Close the queue (puts fail; gets drain what is left)."""
-        self._queue.close()
+        self._target.close()
 
     def __aiter__(self) -> AsyncQueue:
         return self
@@ -205,36 +212,17 @@ class AsyncQueue:
 _NOTHING = object()
 
 
-class AsyncRecvChannel:
+class AsyncRecvChannel(_View):
     """An async view of a :class:`~interpreters_aio.RecvChannel` (trio/anyio style)."""
 
-    __slots__ = ("_end",)
-
-    def __init__(self, end: RecvChannel) -> None:
-        self._end = end
-
-    def __repr__(self) -> str:
-        return f"<AsyncRecvChannel of {self._end!r}>"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, AsyncRecvChannel) and other._end is self._end
-
-    def __hash__(self) -> int:
-        return hash(self._end)
-
-    def __reduce__(self) -> tuple[Any, tuple[RecvChannel]]:
-        return (AsyncRecvChannel, (self._end,))
-
-    @property
-    def blocking(self) -> RecvChannel:
-        """The blocking end this view awaits."""
-        return self._end
+    __slots__ = ()
+    _target: RecvChannel
 
     def recv_nowait(self, default: Any = _NOTHING) -> Any:
         """The next object if one is there; else ``default`` (or ChannelEmptyError)."""
         if default is _NOTHING:
-            return self._end.recv_nowait()
-        return self._end.recv_nowait(default)
+            return self._target.recv_nowait()
+        return self._target.recv_nowait(default)
 
     async def recv(self) -> Any:
         """Receive the next object, waiting without blocking the loop.
@@ -249,18 +237,18 @@ class AsyncRecvChannel:
                 (an object handed over meanwhile stays in the channel).
         """
         while True:
-            got = self._end.recv_nowait(_NOTHING)
+            got = self._target.recv_nowait(_NOTHING)
             if got is not _NOTHING:
                 return got
-            _core.channel_async_receiver(self._end, True)
+            _core.channel_async_receiver(self._target, True)
             try:
-                await _wait_readable(self._end.fileno())
+                await _wait_readable(self._target.fileno())
             finally:
-                _core.channel_async_receiver(self._end, False)
+                _core.channel_async_receiver(self._target, False)
 
     async def aclose(self) -> None:
         """Release this end in this interpreter (see ``RecvChannel.release``)."""
-        self._end.release()
+        self._target.release()
 
     async def __aenter__(self) -> AsyncRecvChannel:
         return self
@@ -278,34 +266,15 @@ class AsyncRecvChannel:
             raise StopAsyncIteration from None
 
 
-class AsyncSendChannel:
+class AsyncSendChannel(_View):
     """An async view of a :class:`~interpreters_aio.SendChannel`."""
 
-    __slots__ = ("_end",)
-
-    def __init__(self, end: SendChannel) -> None:
-        self._end = end
-
-    def __repr__(self) -> str:
-        return f"<AsyncSendChannel of {self._end!r}>"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, AsyncSendChannel) and other._end is self._end
-
-    def __hash__(self) -> int:
-        return hash(self._end)
-
-    def __reduce__(self) -> tuple[Any, tuple[SendChannel]]:
-        return (AsyncSendChannel, (self._end,))
-
-    @property
-    def blocking(self) -> SendChannel:
-        """The blocking end this view awaits."""
-        return self._end
+    __slots__ = ()
+    _target: SendChannel
 
     def send_nowait(self, obj: object) -> bool:
         """Send without waiting: True if sent, False if it would have had to wait."""
-        return self._end.send_nowait(obj)
+        return self._target.send_nowait(obj)
 
     async def send(self, obj: object) -> None:
         """Send ``obj``, waiting without blocking the loop until a receiver is
@@ -317,12 +286,12 @@ class AsyncSendChannel:
             NotShareableError: ``obj`` cannot be sent.
             asyncio.CancelledError: cancelled while waiting; nothing was sent.
         """
-        while not self._end.send_nowait(obj):
-            await _wait_readable(self._end.fileno())
+        while not self._target.send_nowait(obj):
+            await _wait_readable(self._target.fileno())
 
     async def aclose(self) -> None:
         """Close the sending end; receivers get what was sent, then the end."""
-        self._end.close()
+        self._target.close()
 
     async def __aenter__(self) -> AsyncSendChannel:
         return self
@@ -369,10 +338,6 @@ async def select(*ends: AsyncEnd) -> tuple[AsyncEnd, Any]:
         finally:
             for watcher, fut in waiting:
                 watcher.discard(fut)
-                if fut.done() and not fut.cancelled():
-                    # Another waiter on this fd may need the wake-up we got.
-                    if watcher._waiters:
-                        watcher._ready()
             for channel in channels:
                 _core.channel_async_receiver(channel, False)
 
