@@ -17,7 +17,7 @@ in the Rust extension ``interpreters_aio._core``; see docs/ for the design.
 
 from __future__ import annotations
 
-from . import _core, _shutdown
+from . import _core, _fork, _shutdown
 from ._channels import (
     ChannelClosedError,
     ChannelEmptyError,
@@ -63,6 +63,7 @@ from ._queues import (
     create_queue,
     list_all_queues,
 )
+from ._fork import ForkWithInterpretersWarning
 from .executor import BrokenInterpreterPool, InterpreterPoolExecutor
 
 SharedBuffer = _core.SharedBuffer
@@ -82,6 +83,7 @@ __all__ = [
     "ChannelReleasedError",
     "ExceptionSnapshot",
     "ExecutionFailed",
+    "ForkWithInterpretersWarning",
     "Interpreter",
     "InterpreterError",
     "InterpreterNotFoundError",
@@ -128,3 +130,4 @@ _core._register_error_classes(
     }
 )
 _shutdown.install()
+_fork.install()
