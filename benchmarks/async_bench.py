@@ -11,8 +11,8 @@
   ``asyncio.Queue`` between two coroutines of one loop in this interpreter.
 - ``executor: 2000 tiny tasks``: submit 2000 ``add(1, 2)`` to a 2-worker
   executor and wait for all results; times are per task.
-- ``executor: first result``: construct a 2-worker executor, get the result
-  of one ``add(1, 2)``, shut it down.
+- ``executor: first result``: construct a 2-worker executor and get the
+  result of one ``add(1, 2)``; shutting it down afterwards is not timed.
 - ``executor: CPU-bound``: 4 pure-Python loops on 2 workers, against running
   them one after the other in this thread.
 
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -52,7 +53,7 @@ from .channels_bench import (
     _StdlibQueues,
 )
 from .registry import BASELINE, Case, Contender, register_section
-from .timing import Op
+from .timing import Op, SplitOp
 
 PING = 1
 """What a round trip sends, and expects back."""
@@ -302,8 +303,22 @@ def _tiny_tasks(pool: concurrent.futures.Executor) -> Op:
     return op
 
 
-def _first_result(pool: concurrent.futures.Executor) -> Op:
-    return lambda: pool.submit(add, 1, 2).result()
+def _first_result_setup(make_pool: PoolFactory) -> Callable[[], AbstractContextManager[Op]]:
+    """A setup timing: construct a pool, ``submit(add, 1, 2).result()``; the
+    shutdown that follows is not timed."""
+
+    def run() -> tuple[object, concurrent.futures.Executor]:
+        pool = make_pool()
+        try:
+            return pool.submit(add, 1, 2).result(), pool
+        except BaseException:
+            pool.shutdown(wait=True)
+            raise
+
+    def cleanup(pool: Any) -> None:
+        pool.shutdown(wait=True)
+
+    return _ready(SplitOp(run, cleanup))
 
 
 def _cpu_tasks(pool: concurrent.futures.Executor) -> Op:
@@ -370,7 +385,7 @@ def _first_result_case() -> Case:
         others.append(
             Contender(
                 name,
-                _fresh_pool_setup(make, _first_result),
+                _first_result_setup(make),
                 expected=3,
                 note=note,
                 fresh_process=fresh,
@@ -378,11 +393,12 @@ def _first_result_case() -> Case:
         )
     return Case(
         name="executor: first result",
-        description=f"construct a {WORKERS}-worker pool, submit(add, 1, 2).result(), shut it down",
+        description=f"construct a {WORKERS}-worker pool, submit(add, 1, 2).result() "
+        "(the shutdown that follows is not timed)",
         contenders=[
             Contender(
                 BASELINE,
-                _fresh_pool_setup(_aio_pool(warm=False), _first_result),
+                _first_result_setup(_aio_pool(warm=False)),
                 expected=3,
                 note="InterpreterPoolExecutor(warm=False)",
                 target_time=FIRST_RESULT_TARGET,
@@ -390,7 +406,7 @@ def _first_result_case() -> Case:
             ),
             Contender(
                 "interpreters_aio, warm=True",
-                _fresh_pool_setup(_aio_pool(warm=True), _first_result),
+                _first_result_setup(_aio_pool(warm=True)),
                 expected=3,
                 note="creates both interpreters before the first submit",
                 fresh_process=True,
@@ -398,6 +414,25 @@ def _first_result_case() -> Case:
             *others,
         ],
     )
+
+
+def _forked_children() -> int:
+    """The CPU-bound tasks split over ``WORKERS`` children made by ``os.fork()``,
+    with no pool and no messages: as close to the machine's parallel ceiling
+    as Python gets. Run in a fresh process, which has no subinterpreters (a
+    forked child of one that has them does not survive)."""
+    task_result = CPU_TASK_SIZE * (CPU_TASK_SIZE - 1) // 2
+    children = []
+    for _ in range(WORKERS):
+        pid = os.fork()
+        if pid == 0:
+            ok = all(count_up(CPU_TASK_SIZE) == task_result for _ in range(CPU_TASKS // WORKERS))
+            os._exit(0 if ok else 1)
+        children.append(pid)
+    statuses = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children]
+    if any(statuses):
+        raise RuntimeError(f"forked children exited with {statuses}")
+    return CPU_TASKS * task_result
 
 
 def _cpu_case() -> Case:
@@ -424,6 +459,16 @@ def _cpu_case() -> Case:
                 note="InterpreterPoolExecutor(warm=True)",
             ),
             *others,
+            Contender(
+                "ceiling: forked children, no pool",
+                _ready(_forked_children),
+                expected=expected,
+                note=f"os.fork() {WORKERS} children, {CPU_TASKS // WORKERS} tasks each: "
+                "what this machine's cores allow",
+                fresh_process=True,
+            )
+            if hasattr(os, "fork")
+            else Contender.unavailable("ceiling: forked children, no pool", "no os.fork()"),
             Contender(
                 "sequential",
                 _ready(sequential),
