@@ -40,6 +40,7 @@ from ._errors import (
     RemoteTraceback,
     RunFailedError,
 )
+from ._fork import ForkWithInterpretersWarning
 from ._interpreter import (
     Interpreter,
     create,
@@ -63,7 +64,6 @@ from ._queues import (
     create_queue,
     list_all_queues,
 )
-from ._fork import ForkWithInterpretersWarning
 from .executor import BrokenInterpreterPool, InterpreterPoolExecutor
 
 SharedBuffer = _core.SharedBuffer
