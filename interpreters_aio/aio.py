@@ -52,36 +52,67 @@ class _Readiness:
     level-triggered, so while it stays readable the next waiter is woken on
     the next loop iteration: no waiter misses an item, and a thousand
     awaiters on one queue do not all wake for each item.
+
+    Until the woken waiter has run (and taken the item, or given up), no
+    other is woken: the descriptor still reads ready for the item it is about
+    to take. The loop keeps watching when the last waiter leaves, until the
+    next loop iteration: a coroutine that takes an item and awaits the next
+    one (the usual loop) then costs no reader registration per item. While
+    watched, the descriptor's owner is kept alive, so the descriptor cannot
+    be closed (and its number reused) under the loop.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, fd: int) -> None:
         self._loop = loop
         self._fd = fd
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._woken: asyncio.Future[None] | None = None
+        self._owner: object = None
+        self._idle_check_pending = False
 
-    def wait(self) -> asyncio.Future[None]:
+    def wait(self, owner: object) -> asyncio.Future[None]:
+        """A future completed when the descriptor (owned by ``owner``) is
+        readable and it is this waiter's turn; pass it to :meth:`discard` after."""
         fut = self._loop.create_future()
         self._waiters.append(fut)
-        if len(self._waiters) == 1:
+        if self._owner is None:
             self._loop.add_reader(self._fd, self._ready)
+            self._owner = owner
         return fut
 
     def _ready(self) -> None:
+        if self._woken is not None:
+            return  # the woken waiter has not run yet
         while self._waiters:
             fut = self._waiters.popleft()
             if not fut.done():
                 fut.set_result(None)
-                break
-        if not self._waiters:
-            self._loop.remove_reader(self._fd)
+                self._woken = fut
+                return
+        self._unwatch()  # ready, and nobody waits
 
     def discard(self, fut: asyncio.Future[None]) -> None:
-        try:
-            self._waiters.remove(fut)
-        except ValueError:
-            return
-        if not self._waiters:
+        """``fut``'s waiter is done waiting (woken, cancelled or timed out)."""
+        if fut is self._woken:
+            self._woken = None
+        elif not fut.done() or fut.cancelled():
+            try:
+                self._waiters.remove(fut)
+            except ValueError:
+                pass
+        if not self._waiters and not self._idle_check_pending:
+            self._idle_check_pending = True
+            self._loop.call_soon(self._unwatch_if_idle)
+
+    def _unwatch_if_idle(self) -> None:
+        self._idle_check_pending = False
+        if not self._waiters and self._woken is None:
+            self._unwatch()
+
+    def _unwatch(self) -> None:
+        if self._owner is not None:
             self._loop.remove_reader(self._fd)
+            self._owner = None
 
 
 _watched: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, _Readiness]] = (
@@ -91,16 +122,19 @@ _watched: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, _Readin
 
 def _readiness(fd: int) -> _Readiness:
     loop = asyncio.get_running_loop()
-    per_loop = _watched.setdefault(loop, {})
+    per_loop = _watched.get(loop)
+    if per_loop is None:
+        per_loop = _watched[loop] = {}
     watcher = per_loop.get(fd)
     if watcher is None:
         watcher = per_loop[fd] = _Readiness(loop, fd)
     return watcher
 
 
-async def _wait_readable(fd: int) -> None:
+async def _wait_readable(owner: object, fd: int) -> None:
+    """Wait until ``fd`` (kept open by ``owner``) is readable and it is our turn."""
     watcher = _readiness(fd)
-    fut = watcher.wait()
+    fut = watcher.wait(owner)
     try:
         await fut
     finally:
@@ -180,7 +214,7 @@ class AsyncQueue(_View):
             try:
                 return self._target.put_nowait(obj)
             except QueueFull:
-                await _wait_readable(self._target.put_fileno())
+                await _wait_readable(self._target, self._target.put_fileno())
 
     async def get(self) -> Any:
         """Take the oldest item, waiting (without blocking the loop) while empty.
@@ -193,7 +227,7 @@ class AsyncQueue(_View):
             try:
                 return self._target.get_nowait()
             except QueueEmpty:
-                await _wait_readable(self._target.fileno())
+                await _wait_readable(self._target, self._target.fileno())
 
     async def aclose(self) -> None:
         """Close the queue (puts fail; gets drain what is left)."""
@@ -242,7 +276,7 @@ class AsyncRecvChannel(_View):
                 return got
             _core.channel_async_receiver(self._target, True)
             try:
-                await _wait_readable(self._target.fileno())
+                await _wait_readable(self._target, self._target.fileno())
             finally:
                 _core.channel_async_receiver(self._target, False)
 
@@ -287,7 +321,7 @@ class AsyncSendChannel(_View):
             asyncio.CancelledError: cancelled while waiting; nothing was sent.
         """
         while not self._target.send_nowait(obj):
-            await _wait_readable(self._target.fileno())
+            await _wait_readable(self._target, self._target.fileno())
 
     async def aclose(self) -> None:
         """Close the sending end; receivers get what was sent, then the end."""
@@ -333,7 +367,7 @@ async def select(*ends: AsyncEnd) -> tuple[AsyncEnd, Any]:
         try:
             for end in ends:
                 watcher = _readiness(end.blocking.fileno())
-                waiting.append((watcher, watcher.wait()))
+                waiting.append((watcher, watcher.wait(end.blocking)))
             await asyncio.wait([fut for _, fut in waiting], return_when=asyncio.FIRST_COMPLETED)
         finally:
             for watcher, fut in waiting:

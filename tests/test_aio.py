@@ -275,3 +275,95 @@ def test_event_loops_in_interpreters_while_main_runs_one(run_python):
         proc = run_python(ASYNC_SERVICES, timeout=120)
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert proc.stdout.strip() == "ok"
+
+
+def _still_watched(loop: asyncio.AbstractEventLoop, *fds: int) -> list[int]:
+    """The descriptors among ``fds`` that ``loop`` still has a reader for
+    (``remove_reader`` answers whether it removed one: call only when nothing waits)."""
+    return [fd for fd in fds if loop.remove_reader(fd)]
+
+
+async def test_reader_registrations_are_cleaned_up():
+    loop = asyncio.get_running_loop()
+    q = interpreters.create_queue(1)
+    r, s = interpreters.create_channel()
+    fds = (q.fileno(), q.put_fileno(), r.fileno(), s.fileno())
+
+    # Items taken after a wait, as a consumer loop does.
+    getter = asyncio.create_task(q.aio.get())
+    await asyncio.sleep(0.01)
+    await q.aio.put(1)
+    assert await getter == 1
+    # Timeouts, cancellations and a rendezvous send nobody takes.
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.01):
+            await q.aio.get()
+    q.put_nowait(2)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.01):
+            await q.aio.put(3)
+    assert q.get_nowait() == 2
+    task = asyncio.create_task(r.aio.recv())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.01):
+            await s.aio.send("nobody")
+    # select over all of them, one answering.
+    waiter = asyncio.create_task(aio.select(q.aio, r.aio))
+    await asyncio.sleep(0.01)
+    q.put_nowait(4)
+    assert await waiter == (q.aio, 4)
+    # A woken waiter cancelled before it runs leaves the item to the next one:
+    # two loop iterations after the put, the first waiter has been woken but
+    # has not run yet (the event is processed after this task's step).
+    first, second = asyncio.create_task(q.aio.get()), asyncio.create_task(q.aio.get())
+    await asyncio.sleep(0.01)
+    q.put_nowait(5)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    first.cancel()
+    (outcome,) = await asyncio.gather(first, return_exceptions=True)
+    if isinstance(outcome, asyncio.CancelledError):
+        assert await asyncio.wait_for(second, 10) == 5
+    else:
+        assert outcome == 5
+        second.cancel()
+        await asyncio.gather(second, return_exceptions=True)
+    assert q.empty()
+
+    # The loop stops watching at most one iteration after the last waiter left.
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert _still_watched(loop, *fds) == []
+
+
+async def test_a_consumer_loop_keeps_one_registration(monkeypatch):
+    # Taking an item and awaiting the next in the same step keeps the reader
+    # registered in between (no add/remove per item); it goes once nobody waits.
+    loop = asyncio.get_running_loop()
+    q = interpreters.create_queue()
+    n = 50
+    added: list[int] = []
+    add_reader = loop.add_reader
+
+    def counting_add_reader(fd, callback, *args):
+        added.append(fd)
+        return add_reader(fd, callback, *args)
+
+    monkeypatch.setattr(loop, "add_reader", counting_add_reader)
+
+    async def consume() -> list[int]:
+        return [await q.aio.get() for _ in range(n)]
+
+    consumer = asyncio.create_task(consume())
+    for i in range(n):
+        await asyncio.sleep(0.001)  # the consumer is waiting again by now
+        q.put_nowait(i)
+    assert await asyncio.wait_for(consumer, 10) == list(range(n))
+    assert added.count(q.fileno()) == 1, added
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert _still_watched(loop, q.fileno()) == []
