@@ -38,6 +38,7 @@ from .async_workers import (
     add,
     aio_echo,
     count_up,
+    eventfd_echo,
     polling_echo,
     polling_get,
     to_thread_echo,
@@ -47,6 +48,7 @@ from .channels_bench import (
     _aio_worker,
     _closing,
     _detect_stdlib_queues,
+    _Ending,
     _reply,
     _sentinel,
     _stdlib_worker,
@@ -154,6 +156,30 @@ def _round_trip_case(stdlib: _StdlibQueues | str) -> Case:
                 there.put_nowait(None)
                 loop.run_until_complete(task)
 
+    @contextmanager
+    def eventfd_threads() -> Iterator[Op]:
+        there, back = os.eventfd(0), os.eventfd(0)
+        stop = PING + 1
+
+        def op() -> int:
+            reply = 0
+            for _ in range(ROUND_TRIPS):
+                os.eventfd_write(there, PING)
+                reply = os.eventfd_read(back)
+            return reply
+
+        ending = _Ending(
+            stop=lambda: os.eventfd_write(there, stop),
+            unblock=lambda: os.eventfd_write(back, stop),  # a failed echo fails the check
+        )
+        try:
+            # The echo runs in a subinterpreter so that the two threads share no GIL.
+            with _aio_worker(eventfd_echo, (there, back, stop), ending):
+                yield op
+        finally:
+            os.close(there)
+            os.close(back)
+
     stdlib_variants = [
         (
             "stdlib queue, poll",
@@ -204,6 +230,16 @@ def _round_trip_case(stdlib: _StdlibQueues | str) -> Case:
                 note="two asyncio.Queue, two coroutines in one loop of this interpreter",
                 items_per_op=ROUND_TRIPS,
             ),
+            Contender(
+                "floor: eventfd, two threads",
+                eventfd_threads,
+                expected=PING,
+                note="no loop, no queue: this thread and one in a subinterpreter block "
+                "in read() on two eventfds; what waking a sleeping thread costs here",
+                items_per_op=ROUND_TRIPS,
+            )
+            if hasattr(os, "eventfd")
+            else Contender.unavailable("floor: eventfd, two threads", "no os.eventfd"),
         ],
     )
 

@@ -107,3 +107,12 @@ def count_up(n: int) -> int:
     for i in range(n):
         total += i
     return total
+
+
+def eventfd_echo(there: int, back: int, stop: int) -> None:
+    """Block in ``read()`` on eventfd ``there`` and write each value to ``back``,
+    until the value is ``stop``: the bare wake-up ping-pong (no loop, no queue)."""
+    import os
+
+    while (value := os.eventfd_read(there)) != stop:
+        os.eventfd_write(back, value)
