@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use interpreters_aio_core::channel::{Channel, End, EndError, CHANNELS};
-use interpreters_aio_core::fifo::{Ack, Capacity, Item, PopError, PushError, Received, Unbound, Wait};
+use interpreters_aio_core::fifo::{Ack, Capacity, Item, Received, Unbound, Wait};
 use interpreters_aio_core::{Shared, Value};
 use pyo3_ffi::*;
 
@@ -21,7 +21,7 @@ use crate::module::{raise_named, state};
 use crate::py::{self, Owned, PyResult, Raised};
 use crate::queues::{bool_arg, check_nargs, fd_pair, float_arg, int_arg, pair};
 use crate::to_value::{to_value, ConvertError, Fallback};
-use crate::wait::{block_on, deadline};
+use crate::wait::{block_on, deadline, pop_or_wait, push_or_wait, Popped, Pushed};
 
 type Args = *mut *mut PyObject;
 
@@ -130,34 +130,21 @@ pub unsafe extern "C" fn channel_send(module: *mut PyObject, args: Args, nargs: 
                 Err(ConvertError::Raised) => return std::ptr::null_mut(),
             }
         };
-        let mut item = Item { value, origin: me, unbound: Unbound::Replace };
-        let rendezvous = channel.fifo.capacity() == Capacity::Rendezvous;
+        let item = Item { value, origin: me, unbound: Unbound::Replace };
         let until = deadline(timeout);
-        if rendezvous && block {
+        if block && channel.fifo.capacity() == Capacity::Rendezvous {
             return rendezvous_send(module, channel, item, until);
         }
-        loop {
-            match channel.fifo.try_push(item, false, false) {
-                Ok(_) => return py::new_bool(true),
-                Err(PushError::Closed(_)) => return raise_end(module, id, end, EndError::Closed),
-                Err(PushError::Full(back)) => {
-                    if !block {
-                        return py::new_bool(false);
-                    }
-                    item = back;
-                    match block_on(module, &channel.fifo, Wait::CanSend, until) {
-                        Ok(true) => continue,
-                        Ok(false) => {
-                            return null(raise_named(
-                                module,
-                                c"NotReceivedError",
-                                &format!("channel {id} stayed full: the object was not sent"),
-                            ))
-                        }
-                        Err(Raised) => return std::ptr::null_mut(),
-                    }
-                }
-            }
+        match push_or_wait(module, &channel.fifo, item, block, until) {
+            Ok(Pushed::Sent) => py::new_bool(true),
+            Ok(Pushed::Full) if !block => py::new_bool(false),
+            Ok(Pushed::Full) => null(raise_named(
+                module,
+                c"NotReceivedError",
+                &format!("channel {id} stayed full: the object was not sent"),
+            )),
+            Ok(Pushed::Closed) => raise_end(module, id, end, EndError::Closed),
+            Err(Raised) => std::ptr::null_mut(),
         }
     }
 }
@@ -222,34 +209,27 @@ pub unsafe extern "C" fn channel_recv(module: *mut PyObject, args: Args, nargs: 
             return raise_end(module, id, end, e);
         }
         let until = deadline(timeout);
+        let still_associated = || {
+            channel.check(End::Recv, me).map_err(|e| {
+                raise_end(module, id, end, e);
+                Raised
+            })
+        };
         loop {
-            match channel.fifo.try_pop() {
-                Ok(Received::Value(value)) => {
-                    return match from_value(&value) {
-                        Ok(obj) => pair(Owned::from_borrowed(Py_True()), obj.into_ptr()),
-                        Err(Raised) => {
-                            channel.fifo.restore_front(Item { value, origin: me, unbound: Unbound::Replace });
-                            std::ptr::null_mut()
-                        }
-                    };
-                }
+            return match pop_or_wait(module, &channel.fifo, block, until, still_associated) {
+                Ok(Popped::Got(Received::Value(value))) => match from_value(&value) {
+                    Ok(obj) => pair(Owned::from_borrowed(Py_True()), obj.into_ptr()),
+                    Err(Raised) => {
+                        channel.fifo.restore_front(Item { value, origin: me, unbound: Unbound::Replace });
+                        std::ptr::null_mut()
+                    }
+                },
                 // Channels keep items of closed interpreters; this cannot happen.
-                Ok(Received::Unbound(_)) => continue,
-                Err(PopError::Closed) => return raise_end(module, id, end, EndError::Closed),
-                Err(PopError::Empty) => {
-                    if let Err(e) = channel.check(End::Recv, me) {
-                        return raise_end(module, id, end, e);
-                    }
-                    let ready = match block.then(|| block_on(module, &channel.fifo, Wait::CanRecv, until)) {
-                        Some(Ok(ready)) => ready,
-                        Some(Err(Raised)) => return std::ptr::null_mut(),
-                        None => false,
-                    };
-                    if !ready {
-                        return pair(Owned::from_borrowed(Py_False()), py::none());
-                    }
-                }
-            }
+                Ok(Popped::Got(Received::Unbound(_))) => continue,
+                Ok(Popped::Empty) => pair(Owned::from_borrowed(Py_False()), py::none()),
+                Ok(Popped::Closed) => raise_end(module, id, end, EndError::Closed),
+                Err(Raised) => std::ptr::null_mut(),
+            };
         }
     }
 }

@@ -4,7 +4,7 @@
 //! Errors are raised here, once, with messages that name the queue
 //! (`queue 3 is empty`); the classes come from the Python layer.
 
-use interpreters_aio_core::fifo::{Item, PopError, PushError, Received, Unbound, Wait};
+use interpreters_aio_core::fifo::{Item, Received, Unbound};
 use interpreters_aio_core::queue::{Queue, QUEUES};
 use pyo3_ffi::*;
 
@@ -14,7 +14,7 @@ use crate::interp;
 use crate::module::{raise_named, state};
 use crate::py::{self, Owned, PyResult, Raised};
 use crate::to_value::{to_value, ConvertError, Fallback};
-use crate::wait::{block_on, deadline};
+use crate::wait::{deadline, pop_or_wait, push_or_wait, Popped, Pushed};
 
 type Args = *mut *mut PyObject;
 
@@ -145,26 +145,12 @@ pub unsafe extern "C" fn queue_put(module: *mut PyObject, args: Args, nargs: Py_
             Err(ConvertError::Raised) => return std::ptr::null_mut(),
         };
         let id = queue.id();
-        let until = deadline(timeout);
-        let mut item = Item { value, origin: interp::current_id(), unbound };
-        loop {
-            match queue.fifo.try_push(item, false, false) {
-                Ok(_) => return py::none(),
-                Err(PushError::Closed(_)) => {
-                    return null(raise_named(module, c"QueueClosed", &format!("queue {id} is closed")));
-                }
-                Err(PushError::Full(back)) => {
-                    item = back;
-                    let ready = match block.then(|| block_on(module, &queue.fifo, Wait::CanSend, until)) {
-                        Some(Ok(ready)) => ready,
-                        Some(Err(Raised)) => return std::ptr::null_mut(),
-                        None => false,
-                    };
-                    if !ready {
-                        return null(raise_named(module, c"QueueFull", &format!("queue {id} is full")));
-                    }
-                }
-            }
+        let item = Item { value, origin: interp::current_id(), unbound };
+        match push_or_wait(module, &queue.fifo, item, block, deadline(timeout)) {
+            Ok(Pushed::Sent) => py::none(),
+            Ok(Pushed::Full) => null(raise_named(module, c"QueueFull", &format!("queue {id} is full"))),
+            Ok(Pushed::Closed) => null(raise_named(module, c"QueueClosed", &format!("queue {id} is closed"))),
+            Err(Raised) => std::ptr::null_mut(),
         }
     }
 }
@@ -188,38 +174,23 @@ pub unsafe extern "C" fn queue_get(module: *mut PyObject, args: Args, nargs: Py_
         })();
         let Ok((queue, block, timeout)) = parsed else { return std::ptr::null_mut() };
         let id = queue.id();
-        let until = deadline(timeout);
-        loop {
-            match queue.fifo.try_pop() {
-                Ok(Received::Value(value)) => {
-                    return match from_value(&value) {
-                        Ok(obj) => pair(obj, py::none()),
-                        Err(Raised) => {
-                            // Rebuilding failed here (e.g. a class this interpreter
-                            // cannot import): the item goes back, nothing is lost.
-                            let origin = interp::current_id();
-                            queue.fifo.restore_front(Item { value, origin, unbound: queue.default_unbound });
-                            std::ptr::null_mut()
-                        }
-                    };
+        match pop_or_wait(module, &queue.fifo, block, deadline(timeout), || Ok(())) {
+            Ok(Popped::Got(Received::Value(value))) => match from_value(&value) {
+                Ok(obj) => pair(obj, py::none()),
+                Err(Raised) => {
+                    // Rebuilding failed here (e.g. a class this interpreter
+                    // cannot import): the item goes back, nothing is lost.
+                    let origin = interp::current_id();
+                    queue.fifo.restore_front(Item { value, origin, unbound: queue.default_unbound });
+                    std::ptr::null_mut()
                 }
-                Ok(Received::Unbound(op)) => {
-                    return pair(Owned::from_borrowed(Py_None()), PyLong_FromLongLong(unbound_to_int(op)));
-                }
-                Err(PopError::Closed) => {
-                    return null(raise_named(module, c"QueueClosed", &format!("queue {id} is closed")));
-                }
-                Err(PopError::Empty) => {
-                    let ready = match block.then(|| block_on(module, &queue.fifo, Wait::CanRecv, until)) {
-                        Some(Ok(ready)) => ready,
-                        Some(Err(Raised)) => return std::ptr::null_mut(),
-                        None => false,
-                    };
-                    if !ready {
-                        return null(raise_named(module, c"QueueEmpty", &format!("queue {id} is empty")));
-                    }
-                }
+            },
+            Ok(Popped::Got(Received::Unbound(op))) => {
+                pair(Owned::from_borrowed(Py_None()), PyLong_FromLongLong(unbound_to_int(op)))
             }
+            Ok(Popped::Empty) => null(raise_named(module, c"QueueEmpty", &format!("queue {id} is empty"))),
+            Ok(Popped::Closed) => null(raise_named(module, c"QueueClosed", &format!("queue {id} is closed"))),
+            Err(Raised) => std::ptr::null_mut(),
         }
     }
 }

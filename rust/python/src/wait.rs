@@ -2,10 +2,12 @@
 //! (DESIGN rule 4), and a signal that interrupts the wait runs Python's
 //! signal handlers, so Ctrl-C raises KeyboardInterrupt in the main thread.
 //! Nothing has been taken or queued at that point, so nothing is lost.
+//! [`push_or_wait`] and [`pop_or_wait`] are the try-then-wait loops that
+//! queues and channels share.
 
 use std::time::{Duration, Instant};
 
-use interpreters_aio_core::fifo::{Fifo, Wait};
+use interpreters_aio_core::fifo::{Fifo, Item, PopError, PushError, Received, Wait};
 use interpreters_aio_core::parker::WaitResult;
 use pyo3_ffi::*;
 
@@ -54,6 +56,79 @@ pub unsafe fn block_on(
                 // SAFETY: the GIL is held again.
                 if unsafe { PyErr_CheckSignals() } < 0 {
                     return Err(Raised);
+                }
+            }
+        }
+    }
+}
+
+/// What [`push_or_wait`] came to.
+pub enum Pushed {
+    /// The item is in the FIFO.
+    Sent,
+    /// It stayed full (not blocking, or until the deadline); the item was dropped.
+    Full,
+    /// The FIFO is closed; the item was dropped.
+    Closed,
+}
+
+/// Pushes `item`, waiting while the FIFO is full if `block`, until `deadline`.
+///
+/// # Safety
+/// As for [`block_on`].
+pub unsafe fn push_or_wait(
+    module: *mut PyObject,
+    fifo: &Fifo,
+    mut item: Item,
+    block: bool,
+    deadline: Option<Instant>,
+) -> PyResult<Pushed> {
+    loop {
+        match fifo.try_push(item, false, false) {
+            Ok(_) => return Ok(Pushed::Sent),
+            Err(PushError::Closed(_)) => return Ok(Pushed::Closed),
+            Err(PushError::Full(back)) => {
+                // SAFETY: forwarded from the caller.
+                if !block || !unsafe { block_on(module, fifo, Wait::CanSend, deadline) }? {
+                    return Ok(Pushed::Full);
+                }
+                item = back;
+            }
+        }
+    }
+}
+
+/// What [`pop_or_wait`] came to.
+pub enum Popped {
+    Got(Received),
+    /// Nothing came (not blocking, or until the deadline).
+    Empty,
+    /// The FIFO is closed and drained.
+    Closed,
+}
+
+/// Pops the oldest item, waiting while the FIFO is empty if `block`, until
+/// `deadline`. `before_waiting` runs each time the FIFO is found empty, before
+/// any wait: an error it raises ends the call (a channel end released meanwhile).
+///
+/// # Safety
+/// As for [`block_on`].
+pub unsafe fn pop_or_wait(
+    module: *mut PyObject,
+    fifo: &Fifo,
+    block: bool,
+    deadline: Option<Instant>,
+    mut before_waiting: impl FnMut() -> PyResult<()>,
+) -> PyResult<Popped> {
+    loop {
+        match fifo.try_pop() {
+            Ok(received) => return Ok(Popped::Got(received)),
+            Err(PopError::Closed) => return Ok(Popped::Closed),
+            Err(PopError::Empty) => {
+                before_waiting()?;
+                // SAFETY: forwarded from the caller.
+                if !block || !unsafe { block_on(module, fifo, Wait::CanRecv, deadline) }? {
+                    return Ok(Popped::Empty);
                 }
             }
         }
