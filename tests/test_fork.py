@@ -27,10 +27,18 @@ def fork_warnings():
 """
 
 
+def _run_ok(run_python, body: str):
+    """Run FORK_AND_REPORT + ``body`` in a fresh process; it must print ``ok``."""
+    result = run_python(FORK_AND_REPORT + body)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+    return result
+
+
 def test_fork_with_an_interpreter_alive_warns(run_python):
-    result = run_python(
-        FORK_AND_REPORT
-        + """
+    _run_ok(
+        run_python,
+        """
 interp = interpreters.create()
 found = fork_warnings()
 assert len(found) == 1, found
@@ -39,16 +47,14 @@ assert "1 subinterpreter(s)" in message and "101437" in message and "spawn" in m
 assert found[0].filename == "<string>", found[0]  # points at the os.fork() call
 interp.close()
 print("ok")
-"""
+""",
     )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "ok"
 
 
 def test_fork_without_interpreters_is_quiet_and_the_child_runs(run_python):
-    result = run_python(
-        FORK_AND_REPORT
-        + """
+    _run_ok(
+        run_python,
+        """
 assert fork_warnings() == []              # nothing created yet
 interpreters.create().close()
 assert fork_warnings() == []              # the last one is closed again
@@ -59,17 +65,15 @@ if pid == 0:
 _, status = os.waitpid(pid, 0)
 assert os.waitstatus_to_exitcode(status) == 7, status
 print("ok")
-"""
+""",
     )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "ok"
 
 
 def test_the_warning_can_be_made_an_error_without_breaking_fork(run_python):
     # Exceptions from fork hooks are reported, not raised: fork itself still happens.
-    result = run_python(
-        FORK_AND_REPORT
-        + """
+    result = _run_ok(
+        run_python,
+        """
 interp = interpreters.create()
 warnings.simplefilter("error", interpreters.ForkWithInterpretersWarning)
 pid = os.fork()
@@ -79,8 +83,6 @@ os.kill(pid, signal.SIGKILL)
 os.waitpid(pid, 0)
 interp.close()
 print("ok")
-"""
+""",
     )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "ok"
     assert "ForkWithInterpretersWarning" in result.stderr
