@@ -367,3 +367,52 @@ async def test_a_consumer_loop_keeps_one_registration(monkeypatch):
     await asyncio.sleep(0)
     await asyncio.sleep(0)
     assert _still_watched(loop, q.fileno()) == []
+
+
+async def test_cross_interpreter_storm_with_select_loses_and_duplicates_nothing(interp):
+    # Another interpreter's threads put on a bounded queue and send on a
+    # rendezvous channel (blocking) while coroutines here take with get(),
+    # recv() and select(), cancelled and timed out at random.
+    total = 20_000
+    q = interpreters.create_queue(8)
+    r, s = interpreters.create_channel()
+    from_queue: list[int] = []
+    from_channel: list[int] = []
+    rng = random.Random(11)
+    producer = interp.call_in_thread(workloads.produce_numbers, q, s, total)
+
+    def record(end, item):
+        (from_queue if end == q.aio else from_channel).append(item)
+
+    async def take_one(kind: int):
+        if kind == 0:
+            record(q.aio, await q.aio.get())
+        elif kind == 1:
+            record(r.aio, await r.aio.recv())
+        else:
+            record(*await aio.select(q.aio, r.aio))
+
+    async def consumer():
+        while True:
+            kind = rng.randrange(3)
+            task = asyncio.create_task(take_one(kind))
+            if rng.random() < 0.3:
+                for _ in range(rng.randrange(3)):
+                    await asyncio.sleep(0)
+                task.cancel()
+            try:
+                async with asyncio.timeout(rng.choice([None, 0.0005, 0.005])):
+                    await task
+            except (asyncio.CancelledError, TimeoutError):
+                if asyncio.current_task().cancelling():
+                    raise  # this consumer itself is cancelled (the test timed out)
+                # Otherwise nothing was taken.
+            except (interpreters.QueueClosed, interpreters.ChannelClosedError):
+                if len(from_queue) == total and len(from_channel) == total:
+                    return
+                await asyncio.sleep(0)  # the other end may still have items
+
+    await asyncio.wait_for(asyncio.gather(*(consumer() for _ in range(3))), 240)
+    await asyncio.to_thread(producer.join, 30)
+    assert sorted(from_queue) == list(range(total))
+    assert sorted(from_channel) == list(range(total))

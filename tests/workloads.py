@@ -233,3 +233,22 @@ def handshake(mine, theirs, token):
     """Completes only if the task holding `theirs` runs at the same time."""
     mine.put(token)
     return theirs.get(timeout=30)
+
+
+def produce_numbers(q, s, count):
+    """Put ``0 .. count-1`` on queue ``q`` and, from a second thread, send the
+    same numbers on channel end ``s`` (rendezvous sends wait for a receiver);
+    each end is closed when its numbers are out."""
+    import threading
+
+    def send_all():
+        for i in range(count):
+            s.send(i)
+        s.close()
+
+    sender = threading.Thread(target=send_all)
+    sender.start()
+    for i in range(count):
+        q.put(i)
+    q.close()
+    sender.join()
