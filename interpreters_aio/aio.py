@@ -100,9 +100,13 @@ class _Readiness:
                 self._waiters.remove(fut)
             except ValueError:
                 pass
-        if not self._waiters and not self._idle_check_pending:
-            self._idle_check_pending = True
-            self._loop.call_soon(self._unwatch_if_idle)
+        if self._waiters or self._idle_check_pending:
+            return
+        if self._loop.is_closed():  # a coroutine closed after its loop: nothing to unwatch
+            self._owner = None
+            return
+        self._idle_check_pending = True
+        self._loop.call_soon(self._unwatch_if_idle)
 
     def _unwatch_if_idle(self) -> None:
         self._idle_check_pending = False

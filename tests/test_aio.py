@@ -416,3 +416,26 @@ async def test_cross_interpreter_storm_with_select_loses_and_duplicates_nothing(
     await asyncio.to_thread(producer.join, 30)
     assert sorted(from_queue) == list(range(total))
     assert sorted(from_channel) == list(range(total))
+
+
+def test_a_wait_abandoned_with_its_closed_loop_is_quiet(run_python):
+    # A coroutine closed after its loop (a task destroyed while pending) must
+    # not fail in its clean-up: the loop watches nothing anymore.
+    result = run_python(
+        """
+import asyncio, gc
+import interpreters_aio as interpreters
+q = interpreters.create_queue()
+loop = asyncio.new_event_loop()
+task = loop.create_task(q.aio.get())
+loop.run_until_complete(asyncio.sleep(0.01))
+loop.close()
+del task
+gc.collect()
+q.put(1)
+print("left", q.get_nowait())
+"""
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "left 1"
+    assert "Exception ignored" not in result.stderr, result.stderr
