@@ -13,9 +13,9 @@ import interpreters_aio as interpreters
 from interpreters_aio import aio
 
 LOOP_IN_SUBINTERPRETER_BROKEN = pytest.mark.skipif(
-    sys.version_info[:2] == (3, 12),
-    reason="CPython 3.12.1 aborts at exit after asyncio ran in a subinterpreter "
-    "(reproduced with the stdlib's _xxsubinterpreters alone); fine on 3.13+",
+    sys.version_info[:2] == (3, 12) and sys.version_info < (3, 12, 4),
+    reason="CPython 3.12.0-3.12.3 abort at exit once a subinterpreter imported _asyncio "
+    "before the main interpreter did (cross-interpreter state, fixed by gh-119213 in 3.12.4)",
 )
 
 
