@@ -95,11 +95,11 @@ class _Readiness:
         """``fut``'s waiter is done waiting (woken, cancelled or timed out)."""
         if fut is self._woken:
             self._woken = None
-        elif not fut.done() or fut.cancelled():
+        else:
             try:
                 self._waiters.remove(fut)
             except ValueError:
-                pass
+                pass  # cancelled, and already skipped by _ready
         if self._waiters or self._idle_check_pending:
             return
         if self._loop.is_closed():  # a coroutine closed after its loop: nothing to unwatch
