@@ -145,6 +145,10 @@ async def _wait_readable(owner: object, fd: int) -> None:
         watcher.discard(fut)
 
 
+_NOTHING = object()
+"""A sentinel: no item now (the views' ``_take_nowait()``), or no default given."""
+
+
 class _View:
     """Plumbing shared by the async views: each wraps one blocking object."""
 
@@ -227,11 +231,16 @@ class AsyncQueue(_View):
             QueueClosed: the queue was closed and is drained.
             asyncio.CancelledError: cancelled while waiting; nothing was taken.
         """
-        while True:
-            try:
-                return self._target.get_nowait()
-            except QueueEmpty:
-                await _wait_readable(self._target, self._target.fileno())
+        while (got := self._take_nowait()) is _NOTHING:
+            await _wait_readable(self._target, self._target.fileno())
+        return got
+
+    def _take_nowait(self) -> Any:
+        """The oldest item, or ``_NOTHING`` if the queue is empty now."""
+        try:
+            return self._target.get_nowait()
+        except QueueEmpty:
+            return _NOTHING
 
     async def aclose(self) -> None:
         """Close the queue (puts fail; gets drain what is left)."""
@@ -246,8 +255,6 @@ class AsyncQueue(_View):
         except QueueClosed:
             raise StopAsyncIteration from None
 
-
-_NOTHING = object()
 
 
 class AsyncRecvChannel(_View):
@@ -275,7 +282,7 @@ class AsyncRecvChannel(_View):
                 (an object handed over meanwhile stays in the channel).
         """
         while True:
-            got = self._target.recv_nowait(_NOTHING)
+            got = self._take_nowait()
             if got is not _NOTHING:
                 return got
             _core.channel_async_receiver(self._target, True)
@@ -283,6 +290,10 @@ class AsyncRecvChannel(_View):
                 await _wait_readable(self._target, self._target.fileno())
             finally:
                 _core.channel_async_receiver(self._target, False)
+
+    def _take_nowait(self) -> Any:
+        """The next object, or ``_NOTHING`` if none is there now."""
+        return self._target.recv_nowait(_NOTHING)
 
     async def aclose(self) -> None:
         """Release this end in this interpreter (see ``RecvChannel.release``)."""
@@ -356,12 +367,7 @@ async def select(*ends: AsyncEnd) -> tuple[AsyncEnd, Any]:
         raise ValueError("select() needs at least one queue or receiving end")
     while True:
         for end in ends:
-            if isinstance(end, AsyncQueue):
-                try:
-                    return end, end.get_nowait()
-                except QueueEmpty:
-                    continue
-            got = end.blocking.recv_nowait(_NOTHING)
+            got = end._take_nowait()
             if got is not _NOTHING:
                 return end, got
         waiting: list[tuple[_Readiness, asyncio.Future[None]]] = []
