@@ -68,7 +68,7 @@ from .executor import BrokenInterpreterPool, InterpreterPoolExecutor
 
 SharedBuffer = _core.SharedBuffer
 
-__version__ = "0.1.0"
+__version__: str = _core.__version__  # Cargo's version, as in the wheel's metadata
 
 __all__ = [
     "UNBOUND",

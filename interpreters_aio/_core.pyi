@@ -6,6 +6,7 @@ pickled exception or None), which the package turns into ExecutionFailed.
 """
 
 MAX_DEPTH: int
+__version__: str
 
 ExcInfo = tuple[str, str, str, str, str, str, bytes | None]
 

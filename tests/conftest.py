@@ -14,6 +14,18 @@ import pytest
 import interpreters_aio as interpreters
 
 REPO = Path(__file__).resolve().parent.parent
+PACKAGE = Path(interpreters.__file__).resolve().parent
+
+
+def pytest_report_header() -> str:
+    return f"interpreters_aio {interpreters.__version__} from {PACKAGE}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The release check (scripts/test-installed) tests the wheel as users get
+    # it: a copy of the package in the source tree must not stand in for it.
+    if os.environ.get("INTERPRETERS_AIO_TEST_INSTALLED") and PACKAGE.is_relative_to(REPO):
+        raise pytest.UsageError(f"testing the source tree ({PACKAGE}), not the installed package")
 
 
 @pytest.fixture

@@ -8,6 +8,15 @@
 // `unsafe` is allowed only in `sys`, the core's OS FFI (eventfd, ppoll).
 #![deny(unsafe_code)]
 
+// The core waits on eventfd and futex, which only Linux has (a pipe and a
+// condition variable would do elsewhere, but nothing tests them yet): say so
+// plainly instead of failing on a missing libc symbol.
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "interpreters-aio supports Linux only for now (its core waits on eventfd and futex); \
+     prebuilt wheels exist for CPython 3.12-3.15 on Linux x86_64"
+);
+
 pub mod channel;
 pub mod fifo;
 pub mod interpreters;

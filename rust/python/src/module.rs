@@ -117,6 +117,11 @@ unsafe extern "C" fn exec_module(module: *mut PyObject) -> c_int {
         if rc < 0 {
             return -1;
         }
+        // The package's version is Cargo's: one source of truth for the
+        // wheel's metadata (maturin reads it) and `interpreters_aio.__version__`.
+        if PyModule_AddStringConstant(module, c"__version__".as_ptr(), VERSION.as_ptr()) < 0 {
+            return -1;
+        }
         let Ok((handle_type, buffer_type)) = crate::handles::create_types(module) else {
             return -1;
         };
@@ -131,6 +136,12 @@ unsafe extern "C" fn exec_module(module: *mut PyObject) -> c_int {
         0
     }
 }
+
+const VERSION: &std::ffi::CStr =
+    match std::ffi::CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+        Ok(version) => version,
+        Err(_) => panic!("the Cargo version has no NUL byte"),
+    };
 
 const SLOTS_LEN: usize = 3;
 
