@@ -95,7 +95,14 @@ MODES: list[tuple[str, Callable[[list[Chunk], int], tuple[int, float]]]] = [
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:
+        from interpreters_aio.serve.cli import main as serve_main
+
+        return serve_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m interpreters_aio", description=__doc__,
+                                     epilog="python -m interpreters_aio serve --help: run an "
+                                     "ASGI or asyncio app in N subinterpreters.",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
                         help="threads / interpreters / processes (default: CPU count)")

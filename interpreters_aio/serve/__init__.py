@@ -1,0 +1,102 @@
+"""``serve``: one asyncio or ASGI app per subinterpreter, as one command.
+
+``python -m interpreters_aio serve MODULE:APP --workers N`` does with
+interpreters of one process what ``uvicorn --workers N`` does with
+processes: a supervisor in the main interpreter binds the sockets, starts N
+worker interpreters (each with its own GIL, thread and event loop), turns
+signals into clean stops and rolling restarts, replaces workers that crash
+or hang, and prints their logs one whole line at a time.
+
+Two kinds of app:
+
+* an ASGI application (Starlette, Django's ASGI app, a bare ``async def
+  app(scope, receive, send)``), served in each worker by uvicorn's server
+  machinery with our Rust HTTP/1.1 protocol (``pip install
+  'interpreters-aio[serve]'``);
+* a plain asyncio app, ``async def main(ctx)``, for services that are not
+  HTTP; ``ctx`` is a :class:`Context`.
+
+From Python::
+
+    from interpreters_aio import serve
+    serve.run("pkg.app:app", workers=4, port=8000)          # blocks
+    await serve.serve("pkg.app:app", workers=4, port=8000)  # from async code
+
+See docs/serving.md for how it works and what cannot run in a subinterpreter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+from .config import STARTUP_FAILURE, ConfigError, ServeConfig, default_workers
+from .preflight import ServeError
+from .worker import Context
+
+__all__ = [
+    "STARTUP_FAILURE",
+    "ConfigError",
+    "Context",
+    "ServeConfig",
+    "ServeError",
+    "Supervisor",
+    "prepare",
+    "run",
+    "serve",
+]
+
+
+def prepare(app: str | ServeConfig, **options: Any) -> Any:
+    """Check, import and bind for ``app``; returns a :class:`Supervisor` ready to ``run()``.
+
+    Raises:
+        ConfigError: an option has an unusable value.
+        ServeError: this Python cannot serve (3.12.0-3.12.3), the app does not
+            import, or uvicorn is missing for an ASGI app.
+    """
+    from . import preflight, supervisor
+
+    if isinstance(app, ServeConfig):
+        config = dataclasses.replace(app, **options) if options else app
+    else:
+        options.setdefault("workers", default_workers())
+        config = ServeConfig(app=app, **options)
+    supervisor.check_running_in_main_interpreter()
+    preflight.check_python()
+    preflight.apply_environment(config)
+    loaded = preflight.import_app(config)
+    kind = preflight.kind_of(config, loaded)
+    if kind == "asgi":
+        preflight.import_server(config)
+    config = config.with_defaults(http_app=kind == "asgi")
+    return supervisor.Supervisor(config, kind=kind)
+
+
+async def serve(app: str | ServeConfig, **options: Any) -> None:
+    """Serve ``app`` from async code until stopped (a signal, or ``Supervisor.stop()``).
+
+    Takes :class:`ServeConfig`'s fields as keyword arguments (uvicorn's
+    names). Raises ServeError with ``exit_code`` 3 if the workers could not
+    start, 1 if they kept crashing; see :func:`prepare` for the other errors.
+    """
+    code = await prepare(app, **options).run()
+    if code:
+        raise ServeError(
+            "the app could not start" if code == STARTUP_FAILURE else "the workers kept failing",
+            exit_code=code,
+        )
+
+
+def run(app: str | ServeConfig, **options: Any) -> None:
+    """Blocking :func:`serve`: runs its own event loop until the server stops."""
+    asyncio.run(serve(app, **options))
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Supervisor":
+        from .supervisor import Supervisor
+
+        return Supervisor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,112 @@
+"""``python -m interpreters_aio serve`` (and ``interpreters-aio serve``): the command line.
+
+Option names and defaults are uvicorn's wherever the meaning is the same, so
+``uvicorn main:app --workers 4 --port 8000`` becomes ``interpreters-aio serve
+main:app --workers 4 --port 8000``. Exit codes: 0 after a clean stop, 1 for
+an error (the app does not import, bad options, workers that keep crashing),
+3 when the workers could not start (uvicorn's STARTUP_FAILURE: a process
+manager should not respawn it), 2 for a usage error (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+from .. import __version__
+from . import logs
+from .config import LOG_LEVELS, ConfigError, ServeConfig, default_workers
+from .preflight import ServeError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m interpreters_aio serve",
+        description="Run an ASGI app, or an asyncio app (async def main(ctx)), as N copies in "
+        "N subinterpreters of one process (uvicorn's options where they mean the same).",
+    )
+    bool_opt = argparse.BooleanOptionalAction
+    add = parser.add_argument
+    add("app", metavar="MODULE:APP", help='the app, e.g. "main:app" or "pkg.service:main"')
+    add("--workers", type=int, default=None,
+        help="worker interpreters (default: $WEB_CONCURRENCY, else the CPU count)")
+    add("--host", default=None, help="bind to this address (default for ASGI apps: 127.0.0.1)")
+    add("--port", type=int, default=None, help="bind to this port (default for ASGI apps: 8000)")
+    add("--uds", default=None, help="bind to this unix domain socket")
+    add("--reuse-port", action="store_true",
+        help="one SO_REUSEPORT socket per worker: the kernel spreads connections evenly")
+    add("--backlog", type=int, default=2048, help="listen backlog (default: 2048)")
+    add("--interface", choices=["auto", "asgi3", "asgi2", "asyncio"], default="auto",
+        help="app interface; asyncio: async def main(ctx) (default: auto-detect)")
+    add("--factory", action="store_true", help="APP is a factory that returns the app")
+    add("--app-dir", default=".", help="look for the app here (put first on sys.path)")
+    add("--env-file", default=None, help="read environment variables from this file")
+    add("--http", choices=["auto", "rust", "h11"], default="auto",
+        help="HTTP protocol: rust (ours, the default with auto) or h11 (uvicorn's, pure Python)")
+    add("--lifespan", choices=["auto", "on", "off"], default="auto", help="ASGI lifespan")
+    add("--log-level", choices=LOG_LEVELS, default="info", help="log level (default: info)")
+    add("--access-log", action=bool_opt, default=True, help="log each request")
+    add("--root-path", default="", help="ASGI root_path, for apps mounted below a prefix")
+    add("--proxy-headers", action=bool_opt, default=True,
+        help="trust X-Forwarded-Proto/For from --forwarded-allow-ips")
+    add("--forwarded-allow-ips", default=None, help="proxies to trust (default: 127.0.0.1)")
+    add("--server-header", action=bool_opt, default=True, help="send a Server header")
+    add("--date-header", action=bool_opt, default=True, help="send a Date header")
+    add("--timeout-keep-alive", type=int, default=5,
+        help="close idle keep-alive connections after this many seconds (default: 5)")
+    add("--timeout-graceful-shutdown", type=float, default=None,
+        help="seconds to let requests finish on shutdown (default: wait for them)")
+    add("--timeout-worker-healthcheck", type=float, default=5.0,
+        help="replace a worker whose loop does not answer for this many seconds (default: 5)")
+    add("--limit-concurrency", type=int, default=None,
+        help="answer 503 above this many connections and tasks per worker")
+    add("--limit-max-requests", type=int, default=None,
+        help="replace a worker after it served this many requests")
+    add("--version", action="version",
+        version=f"interpreters-aio {__version__} (Python {sys.version.split()[0]})")
+    return parser
+
+
+def _configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelprefix)s[serve] %(message)s"))
+
+    class _Prefix(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            record.levelprefix = f"{record.levelname}:".ljust(10)
+            return True
+
+    handler.addFilter(_Prefix())
+    log = logging.getLogger("interpreters_aio.serve")
+    log.handlers[:] = [handler]
+    log.setLevel(logs.LEVELS[level])
+    log.propagate = False
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the command; returns the exit code."""
+    args = _parser().parse_args(argv)
+    _configure_logging(args.log_level)
+    options = vars(args)
+    app = options.pop("app")
+    try:
+        if options["workers"] is None:
+            options["workers"] = default_workers()
+        from . import prepare
+
+        supervisor = prepare(ServeConfig(app=app, **options))
+        code = asyncio.run(supervisor.run())
+    except (ConfigError, ServeError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return getattr(exc, "exit_code", 1)
+    except KeyboardInterrupt:
+        return 130
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if supervisor._all:  # a worker stuck in C code that no interrupt reached
+        print("error: a worker did not stop; exiting without waiting for it", file=sys.stderr)
+        os._exit(code or 1)
+    return code

@@ -1,0 +1,159 @@
+"""Worker logs, one whole line at a time, through a queue to the supervisor.
+
+Each interpreter has its own ``logging`` and its own ``sys.stdout`` buffer,
+so N workers writing to the process's shared fds interleave mid-line. In a
+worker, :func:`install` routes the ``logging`` records and everything printed
+to ``sys.stdout``/``sys.stderr`` into one cross-interpreter queue as
+``(stream, line)`` items, each a complete line already tagged with the
+worker; the supervisor's :func:`pump` writes them out in arrival order.
+
+The queue is bounded: a worker never blocks on its logs (which would stall
+its event loop) and never grows memory without limit; lines that do not fit
+are counted and the count is reported in the next line that does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http
+import io
+import logging
+import sys
+from typing import Any
+
+STDOUT = 1
+STDERR = 2
+
+#: Lines a worker may have in flight before it starts dropping them.
+QUEUE_SIZE = 10_000
+
+# uvicorn's level names, "TRACE" included, padded as its DefaultFormatter does.
+TRACE = 5
+LEVELS = {"critical": 50, "error": 40, "warning": 30, "info": 20, "debug": 10, "trace": TRACE}
+
+
+class _QueueSink:
+    """Puts tagged lines on the log queue without ever blocking."""
+
+    def __init__(self, queue: Any, tag: str) -> None:
+        self._queue = queue
+        self._tag = tag
+        self.dropped = 0
+
+    def put(self, stream: int, line: str) -> None:
+        if self.dropped:
+            line = f"{line}  [{self.dropped} earlier lines dropped: log queue full]"
+        try:
+            self._queue.put_nowait((stream, line))
+        except Exception:  # QueueFull, or the queue is closed at shutdown
+            self.dropped += 1
+        else:
+            self.dropped = 0
+
+
+class _Formatter(logging.Formatter):
+    """uvicorn's plain format (``INFO:     message``) with the worker's tag."""
+
+    def __init__(self, tag: str) -> None:
+        super().__init__()
+        self._tag = tag
+
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = f"{record.levelname}:".ljust(10)
+        text = super().format(record)
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple):
+            # uvicorn's AccessFormatter: the status code with its phrase.
+            with contextlib.suppress(Exception):
+                text = f"{text} {http.HTTPStatus(int(record.args[-1])).phrase}"
+        return f"{prefix}{self._tag} {text}"
+
+
+class _QueueHandler(logging.Handler):
+    def __init__(self, sink: _QueueSink, tag: str) -> None:
+        super().__init__()
+        self._sink = sink
+        self.setFormatter(_Formatter(tag))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        # uvicorn writes access lines to stdout and everything else to stderr.
+        stream = STDOUT if record.name == "uvicorn.access" else STDERR
+        for line in text.splitlines() or [""]:
+            self._sink.put(stream, line)
+
+
+class _LineWriter(io.TextIOBase):
+    """A ``sys.stdout`` stand-in that sends each complete line to the queue."""
+
+    def __init__(self, sink: _QueueSink, stream: int, tag: str) -> None:
+        self._sink = sink
+        self._stream = stream
+        self._tag = tag
+        self._partial = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            self._sink.put(self._stream, f"{self._tag} {line}")
+        return len(text)
+
+    def flush(self) -> None:
+        # A partial line waits for its end; close() sends what is left.
+        pass
+
+    def close(self) -> None:
+        if self._partial:
+            self._sink.put(self._stream, f"{self._tag} {self._partial}")
+            self._partial = ""
+        super().close()
+
+
+def install(queue: Any, tag: str, level: str, access_log: bool) -> list[_LineWriter]:
+    """Routes this interpreter's logging and stdio to ``queue``; returns the writers to close."""
+    logging.addLevelName(TRACE, "TRACE")
+    sink = _QueueSink(queue, tag)
+    handler = _QueueHandler(sink, tag)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(LEVELS[level])
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+        logger.setLevel(LEVELS[level])
+    access = logging.getLogger("uvicorn.access")
+    access.disabled = not access_log
+    writers = [_LineWriter(sink, STDOUT, tag), _LineWriter(sink, STDERR, tag)]
+    sys.stdout, sys.stderr = writers  # type: ignore[assignment]
+    return writers
+
+
+def uninstall(writers: list[_LineWriter]) -> None:
+    """Sends the last partial lines and restores the interpreter's own stdio."""
+    for writer in writers:
+        writer.close()
+    sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+
+
+async def pump(queue: Any) -> None:
+    """Supervisor side: writes each line as it arrives, until the queue is closed."""
+    streams = {STDOUT: sys.stdout, STDERR: sys.stderr}
+    async for stream, line in queue.aio:
+        out = streams.get(stream, sys.stderr)
+        streams.get(stream, sys.stderr).write(line + "\n")
+        # Flush each batch, not each line: what is queued is written first.
+        if queue.empty():
+            for out in streams.values():
+                out.flush()

@@ -1,0 +1,105 @@
+"""Checks and imports in the main interpreter, before any worker starts.
+
+* CPython 3.12.0-3.12.3 abort the whole process at exit once asyncio ran in
+  a subinterpreter (python/cpython#119213, fixed in 3.12.4), and every
+  worker runs an event loop: refuse, with the reason and the fix.
+* The app is imported here first. An app that does not import fails once,
+  with its traceback, instead of N workers failing (and being restarted) in
+  a loop; and CPython 3.13.0 crashes when subinterpreters import some
+  extension modules (``datetime``, which Starlette uses) before the main
+  interpreter has. uvicorn and our HTTP protocol are imported for the same
+  reason.
+* ``--env-file`` and ``--app-dir`` apply to the whole process, as in
+  uvicorn: new interpreters copy ``os.environ`` and ``sys.path`` from here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from typing import Any
+
+from . import worker
+from .config import ServeConfig, read_env_file
+
+
+class ServeError(Exception):
+    """``serve`` cannot run, or had to stop; ``exit_code`` is what the CLI exits with."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def check_python() -> None:
+    """Refuses the CPython releases that abort at exit after asyncio in a subinterpreter."""
+    if sys.version_info[:2] == (3, 12) and sys.version_info < (3, 12, 4):
+        version = ".".join(map(str, sys.version_info[:3]))
+        raise ServeError(
+            f"serve needs CPython 3.12.4 or newer: {version} aborts the process at exit once an "
+            "event loop ran in a subinterpreter (python/cpython#119213, fixed in 3.12.4)"
+        )
+
+
+def apply_environment(config: ServeConfig) -> None:
+    """``--env-file`` into ``os.environ`` and ``--app-dir`` onto ``sys.path``."""
+    if config.env_file is not None:
+        os.environ.update(read_env_file(config.env_file))
+    app_dir = os.path.abspath(config.app_dir)
+    if app_dir not in sys.path:
+        sys.path.insert(0, app_dir)
+
+
+def import_app(config: ServeConfig) -> Any:
+    """Imports the app here; raises ServeError (exit 1) with the traceback if it fails."""
+    try:
+        module = importlib.import_module(config.module)
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise ServeError(
+            f"error loading app {config.app!r}:\n{traceback.format_exc().rstrip()}"
+        ) from None
+    obj: Any = module
+    for part in config.attribute.split("."):
+        if not hasattr(obj, part):
+            raise ServeError(
+                f"error loading app {config.app!r}: module {config.module!r} has no attribute "
+                f"{config.attribute!r}"
+            )
+        obj = getattr(obj, part)
+    return obj
+
+
+def kind_of(config: ServeConfig, app: Any) -> str:
+    """``"asyncio"`` for an ``async def main(ctx)`` app, ``"asgi"`` otherwise."""
+    if config.interface == "asyncio":
+        return "asyncio"
+    if config.interface == "auto" and not config.factory and worker.is_asyncio_main(app):
+        return "asyncio"
+    return "asgi"
+
+
+def import_server(config: ServeConfig) -> None:
+    """Imports the HTTP server stack here first (see the module docstring)."""
+    try:
+        import uvicorn.config  # noqa: F401
+        import uvicorn.lifespan.on  # noqa: F401
+    except ImportError:
+        raise ServeError(
+            "serving an ASGI app needs uvicorn: pip install 'interpreters-aio[serve]'"
+        ) from None
+    try:
+        protocol = worker.http_protocol(config.http)
+    except worker.StartupError as exc:
+        raise ServeError(str(exc)) from None
+    if protocol == "h11":
+        import uvicorn.protocols.http.h11_impl  # noqa: F401
+    for name in ("uvicorn.protocols.websockets.websockets_impl",
+                 "uvicorn.protocols.websockets.wsproto_impl"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass  # uvicorn's ws="auto" uses whichever library is installed

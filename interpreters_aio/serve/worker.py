@@ -1,0 +1,336 @@
+"""The worker side of ``serve``: what runs inside each worker interpreter.
+
+The supervisor calls :func:`worker_main` in a fresh interpreter, on a thread
+of its own (``AsyncInterpreter.call``). It runs one asyncio event loop there
+for the worker's whole life: the app (an ASGI app under uvicorn's server
+machinery, or an ``async def main(ctx)``), a heartbeat, and a control task
+that listens to the supervisor. It never raises: every ending is reported as
+an ``("exit", key, kind, detail)`` event, so the supervisor decides between
+restart, stop and "startup failed" on facts, not on tracebacks.
+
+Only the main thread of the main interpreter receives signals, so nothing
+here installs a signal handler: stop and force arrive as control messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import inspect
+import logging
+import os
+import socket
+import traceback
+from typing import Any
+
+from . import logs
+from .config import ServeConfig
+
+logger = logging.getLogger("uvicorn.error")
+
+# Exit kinds reported to the supervisor.
+STOPPED = "stopped"  # asked to stop, and did
+FINISHED = "finished"  # the app returned on its own
+LIMIT = "limit"  # --limit-max-requests reached: replace me
+CRASHED = "crashed"  # the app raised: restart with backoff
+STARTUP = "startup"  # could not start (import, lifespan): do not restart
+INTERRUPTED = "interrupted"  # KeyboardInterrupt, e.g. a stuck loop interrupted
+
+_REFUSED_HINT = (
+    "a C extension module that cannot be loaded in a subinterpreter (it uses single-phase "
+    "initialization or declares no per-interpreter GIL support); known today: uvloop, "
+    "httptools, pydantic-core (so FastAPI), orjson, msgspec, ujson, numpy. serve runs "
+    "each worker in its own interpreter, so the app must avoid such modules."
+)
+
+
+class StartupError(Exception):
+    """The app cannot start in this worker; the message says why."""
+
+
+class Context:
+    """What a plain asyncio app (``async def main(ctx)``) gets from ``serve``.
+
+    Attributes:
+        index: this worker's slot, ``0`` to ``workers - 1`` (a replacement
+            worker keeps the slot of the one it replaces).
+        workers: the number of worker slots when this worker started.
+        sockets: the listening sockets (when ``--host``/``--port``/``--uds``
+            was given), ready for ``asyncio.start_server(sock=...)``.
+        stopping: set when the supervisor asks the app to stop (SIGINT,
+            SIGTERM, a rolling restart); return from ``main`` soon after.
+        inbox: an ``asyncio.Queue`` of messages the supervisor sent this worker.
+    """
+
+    def __init__(
+        self, index: int, workers: int, sockets: list[socket.socket], events: Any, key: int
+    ) -> None:
+        self.index = index
+        self.workers = workers
+        self.sockets = sockets
+        self.stopping = asyncio.Event()
+        self.inbox: asyncio.Queue[Any] = asyncio.Queue()
+        self._events = events
+        self._key = key
+
+    def send(self, message: object) -> None:
+        """Send ``message`` (a shareable object) to the supervisor; never blocks."""
+        self._events.put_nowait(("message", self._key, message))
+
+    def __repr__(self) -> str:
+        return f"<serve.Context worker {self.index} of {self.workers}>"
+
+
+def _resolve(config: ServeConfig) -> Any:
+    """Imports the app in this interpreter; raises StartupError with the reason."""
+    try:
+        module = importlib.import_module(config.module)
+    except ImportError as exc:
+        if "subinterpreter" in str(exc):
+            raise StartupError(
+                f"app {config.app!r} imports {exc.name or 'a module'}, {_REFUSED_HINT} ({exc})"
+            ) from None
+        raise StartupError(f"app {config.app!r} does not import:\n{traceback.format_exc()}") from None
+    except BaseException:
+        raise StartupError(f"app {config.app!r} does not import:\n{traceback.format_exc()}") from None
+    obj: Any = module
+    for part in config.attribute.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise StartupError(
+                f"app {config.app!r}: module {config.module!r} has no attribute "
+                f"{config.attribute!r}"
+            ) from None
+    return obj
+
+
+def is_asyncio_main(app: object) -> bool:
+    """Whether ``app`` looks like ``async def main(ctx)`` (one positional parameter)."""
+    if not inspect.iscoroutinefunction(app):
+        return False
+    try:
+        params = [
+            p
+            for p in inspect.signature(app).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+        ]
+    except (TypeError, ValueError):
+        return False
+    return len(params) == 1
+
+
+def http_protocol(name: str) -> Any:
+    """uvicorn's ``http=`` value for ``--http``: our Rust protocol class, or ``"h11"``."""
+    if name == "h11":
+        return "h11"
+    try:
+        from ..http import HttpProtocol
+    except ImportError:
+        if name == "rust":
+            raise StartupError("--http rust: this build of interpreters_aio has no HTTP protocol")
+        return "h11"
+    return HttpProtocol
+
+
+class _Worker:
+    """One worker's event loop: app, heartbeat and control."""
+
+    def __init__(
+        self, config: ServeConfig, slot: int, key: int, fds: tuple[int, ...], events: Any
+    ) -> None:
+        self.config = config
+        self.slot = slot
+        self.key = key
+        self.fds = fds
+        self.events = events
+        self.server: Any = None
+        self.ctx: Context | None = None
+        self.main_task: asyncio.Task[Any] | None = None
+        self.stop_requested = False
+
+    def emit(self, *event: object) -> None:
+        with contextlib.suppress(Exception):  # the queue is closed only after we are done
+            self.events.put_nowait(event)
+
+    def requests(self) -> int:
+        if self.server is not None:
+            return int(self.server.server_state.total_requests)
+        return 0
+
+    async def heartbeat(self) -> None:
+        while True:
+            self.emit("beat", self.key, self.requests())
+            await asyncio.sleep(self.config.heartbeat_interval)
+
+    async def control(self, ctl: Any) -> None:
+        async for message in ctl.aio:
+            kind = message[0]
+            if kind == "stop":
+                self.stop(force=False)
+            elif kind == "force":
+                self.stop(force=True)
+            elif kind == "message" and self.ctx is not None:
+                self.ctx.inbox.put_nowait(message[1])
+
+    def stop(self, *, force: bool) -> None:
+        self.stop_requested = True
+        if self.server is not None:
+            self.server.should_exit = True
+            if force:
+                self.server.force_exit = True
+        if self.ctx is not None:
+            self.ctx.stopping.set()
+            if force and self.main_task is not None:
+                self.main_task.cancel()
+            elif self.config.timeout_graceful_shutdown is not None and self.main_task is not None:
+                asyncio.get_running_loop().call_later(
+                    self.config.timeout_graceful_shutdown, self.main_task.cancel
+                )
+
+    def sockets(self) -> list[socket.socket]:
+        # socket.socket(fileno=) asks the kernel for the family, so a TCP
+        # socket stays AF_INET/AF_INET6 and asyncio sets TCP_NODELAY.
+        return [socket.socket(fileno=os.dup(fd)) for fd in self.fds]
+
+    async def run(self, ctl: Any) -> tuple[str, str]:
+        app = _resolve(self.config)
+        interface = self.config.interface
+        if interface == "auto" and not self.config.factory and is_asyncio_main(app):
+            interface = "asyncio"
+        tasks = [
+            asyncio.create_task(self.heartbeat()),
+            asyncio.create_task(self.control(ctl)),
+        ]
+        try:
+            if interface == "asyncio":
+                return await self.run_asyncio(app)
+            return await self.run_asgi(app, interface)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def run_asyncio(self, main: Any) -> tuple[str, str]:
+        if self.config.factory:
+            main = main()
+        self.ctx = Context(self.slot, self.config.workers, self.sockets(), self.events, self.key)
+        if self.stop_requested:  # stop arrived while we were importing
+            self.ctx.stopping.set()
+        self.emit("ready", self.key)
+        self.main_task = asyncio.create_task(main(self.ctx))
+        try:
+            await self.main_task
+        except asyncio.CancelledError:
+            if not self.stop_requested:
+                raise
+            return STOPPED, "cancelled after the graceful shutdown timeout"
+        finally:
+            for sock in self.ctx.sockets:
+                sock.close()
+        return (STOPPED, "") if self.stop_requested else (FINISHED, "main() returned")
+
+    async def run_asgi(self, app: Any, interface: str) -> tuple[str, str]:
+        try:
+            import uvicorn
+        except ImportError:
+            raise StartupError(
+                "serving an ASGI app needs uvicorn: pip install 'interpreters-aio[serve]'"
+            ) from None
+        worker = self
+        config = self.config
+
+        class WorkerServer(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Any:
+                # Signals reach the supervisor only; it sends "stop" instead.
+                yield
+
+            async def startup(self, sockets: Any = None) -> None:
+                await super().startup(sockets=sockets)
+                if self.started:
+                    worker.emit("ready", worker.key)
+
+        options: dict[str, Any] = dict(
+            app=app,
+            factory=config.factory,
+            interface="auto" if interface == "auto" else interface,
+            http=http_protocol(config.http),
+            lifespan=config.lifespan,
+            log_config=None,
+            access_log=config.access_log,
+            root_path=config.root_path,
+            proxy_headers=config.proxy_headers,
+            forwarded_allow_ips=config.forwarded_allow_ips,
+            server_header=config.server_header,
+            date_header=config.date_header,
+            timeout_keep_alive=config.timeout_keep_alive,
+            timeout_graceful_shutdown=config.timeout_graceful_shutdown,
+            limit_concurrency=config.limit_concurrency,
+            limit_max_requests=config.limit_max_requests,
+            backlog=config.backlog,
+        )
+        if "limit_max_requests_jitter" in inspect.signature(uvicorn.Config).parameters:
+            options["limit_max_requests_jitter"] = 0
+        server = self.server = WorkerServer(uvicorn.Config(**options))
+        if self.stop_requested:  # stop arrived while we were importing
+            server.should_exit = True
+        sockets = self.sockets()
+        try:
+            await server.serve(sockets=sockets)
+        except SystemExit as exc:
+            # uvicorn exits with 3 when lifespan startup fails, 1 when the app
+            # does not load: the app cannot start here.
+            if not server.started:
+                raise StartupError(
+                    f"the app did not start (uvicorn exited with status {exc.code}; "
+                    "see the log lines above)"
+                ) from None
+            raise
+        finally:
+            for sock in sockets:
+                sock.close()
+        if not server.started:
+            raise StartupError("the app did not start (see the log lines above)")
+        if self.stop_requested:
+            return STOPPED, ""
+        limit = config.limit_max_requests
+        if limit is not None and server.server_state.total_requests >= limit:
+            return LIMIT, f"served {server.server_state.total_requests} requests"
+        return FINISHED, "the server stopped on its own"
+
+
+def worker_main(
+    wire: dict[str, Any],
+    slot: int,
+    key: int,
+    fds: tuple[int, ...],
+    ctl: Any,
+    events: Any,
+    log_queue: Any,
+) -> None:
+    """Entry point in a worker interpreter; returns when the worker is done.
+
+    Reports exactly one ``("exit", key, kind, detail)`` event before it returns.
+    """
+    config = ServeConfig.from_wire(wire)
+    writers = logs.install(log_queue, f"[worker {slot}]", config.log_level, config.access_log)
+    worker = _Worker(config, slot, key, fds, events)
+    kind, detail = CRASHED, ""
+    try:
+        kind, detail = asyncio.run(worker.run(ctl))
+    except StartupError as exc:
+        kind, detail = STARTUP, str(exc)
+    except KeyboardInterrupt:
+        kind, detail = INTERRUPTED, "interrupted (KeyboardInterrupt)"
+    except SystemExit as exc:
+        if worker.stop_requested:
+            kind, detail = STOPPED, ""
+        else:
+            kind, detail = CRASHED, f"the app raised SystemExit({exc.code})"
+    except BaseException:
+        kind, detail = CRASHED, traceback.format_exc()
+    finally:
+        logs.uninstall(writers)
+        worker.emit("exit", key, kind, detail)
