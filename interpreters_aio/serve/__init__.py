@@ -63,6 +63,9 @@ def prepare(app: str | ServeConfig, **options: Any) -> Any:
     else:
         options.setdefault("workers", default_workers())
         config = ServeConfig(app=app, **options)
+    from . import logs
+
+    logs.configure_supervisor(config.log_level)
     supervisor.check_running_in_main_interpreter()
     preflight.check_python()
     preflight.apply_environment(config)

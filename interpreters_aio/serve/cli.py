@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 
@@ -70,26 +69,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelprefix)s[serve] %(message)s"))
-
-    class _Prefix(logging.Filter):
-        def filter(self, record: logging.LogRecord) -> bool:
-            record.levelprefix = f"{record.levelname}:".ljust(10)
-            return True
-
-    handler.addFilter(_Prefix())
-    log = logging.getLogger("interpreters_aio.serve")
-    log.handlers[:] = [handler]
-    log.setLevel(logs.LEVELS[level])
-    log.propagate = False
-
-
 def main(argv: list[str] | None = None) -> int:
     """Runs the command; returns the exit code."""
     args = _parser().parse_args(argv)
-    _configure_logging(args.log_level)
+    logs.configure_supervisor(args.log_level, force=True)
     options = vars(args)
     app = options.pop("app")
     try:

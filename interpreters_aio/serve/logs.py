@@ -147,6 +147,29 @@ def uninstall(writers: list[_LineWriter]) -> None:
     sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
 
 
+class _LevelPrefix(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.levelprefix = f"{record.levelname}:".ljust(10)
+        return True
+
+
+def configure_supervisor(level: str, *, force: bool = False) -> None:
+    """Supervisor log lines as the workers' (``INFO:     [serve] ...``), on stderr.
+
+    Without ``force`` (the Python API), only if the application has configured
+    neither our logger nor the root logger: its own logging setup wins.
+    """
+    log = logging.getLogger("interpreters_aio.serve")
+    if not force and (log.handlers or logging.getLogger().handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelprefix)s[serve] %(message)s"))
+    handler.addFilter(_LevelPrefix())
+    log.handlers[:] = [handler]
+    log.setLevel(LEVELS[level])
+    log.propagate = False
+
+
 async def pump(queue: Any) -> None:
     """Supervisor side: writes each line as it arrives, until the queue is closed."""
     streams = {STDOUT: sys.stdout, STDERR: sys.stderr}

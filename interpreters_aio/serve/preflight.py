@@ -85,8 +85,8 @@ def kind_of(config: ServeConfig, app: Any) -> str:
 def import_server(config: ServeConfig) -> None:
     """Imports the HTTP server stack here first (see the module docstring)."""
     try:
-        import uvicorn.config  # noqa: F401
-        import uvicorn.lifespan.on  # noqa: F401
+        import uvicorn.config
+        import uvicorn.lifespan.on
     except ImportError:
         raise ServeError(
             "serving an ASGI app needs uvicorn: pip install 'interpreters-aio[serve]'"

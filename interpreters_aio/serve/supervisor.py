@@ -62,6 +62,7 @@ class _Worker:
         self.last_beat = time.monotonic()
         self.requests = 0
         self.retired = False  # replaced or stopped on purpose: its exit starts nothing
+        self.unresponsive = False  # its loop stopped answering: interrupted, maybe stuck in C
 
     def send(self, *message: object) -> None:
         with contextlib.suppress(Exception):
@@ -330,12 +331,12 @@ class Supervisor:
             for w in list(self._all):
                 # Before it is ready a worker is importing the app: give it longer.
                 limit = timeout if w.ready.done() else 4 * timeout
-                if not w.retired and now - w.last_beat > limit:
+                if not w.unresponsive and now - w.last_beat > limit:
                     logger.error(
                         "%s did not answer for %.1f s (its event loop is blocked): "
                         "interrupting and replacing it", w, now - w.last_beat,
                     )
-                    w.retired = True
+                    w.retired = w.unresponsive = True
                     if self._workers.get(w.slot) is w:
                         del self._workers[w.slot]
                         if not self._stopping.is_set():
@@ -370,7 +371,9 @@ class Supervisor:
         while tasks:
             _, pending = await asyncio.wait(tasks, timeout=0.5)
             tasks = list(pending)
-            if tasks and self._force:
+            # A worker that stopped answering cannot run a graceful
+            # shutdown: it gets the forced one.
+            if tasks and (self._force or all(w.unresponsive for w in self._all)):
                 forced_at = forced_at or time.monotonic()
                 if time.monotonic() - forced_at > FORCE_GRACE:
                     logger.error("%s did not stop when forced: abandoning it",

@@ -20,6 +20,7 @@ import importlib
 import inspect
 import logging
 import os
+import re
 import socket
 import traceback
 from typing import Any
@@ -82,18 +83,24 @@ class Context:
         return f"<serve.Context worker {self.index} of {self.workers}>"
 
 
+def _import_failed(config: ServeConfig) -> str:
+    return f"app {config.app!r} does not import:\n{traceback.format_exc()}"
+
+
 def _resolve(config: ServeConfig) -> Any:
     """Imports the app in this interpreter; raises StartupError with the reason."""
     try:
         module = importlib.import_module(config.module)
     except ImportError as exc:
         if "subinterpreter" in str(exc):
-            raise StartupError(
-                f"app {config.app!r} imports {exc.name or 'a module'}, {_REFUSED_HINT} ({exc})"
-            ) from None
-        raise StartupError(f"app {config.app!r} does not import:\n{traceback.format_exc()}") from None
+            # CPython says "module X does not support loading in subinterpreters".
+            named = re.match(r"module (\S+) does not support", str(exc))
+            name = exc.name or (named.group(1) if named else "a module")
+            message = f"app {config.app!r} imports {name}, {_REFUSED_HINT} ({exc})"
+            raise StartupError(message) from None
+        raise StartupError(_import_failed(config)) from None
     except BaseException:
-        raise StartupError(f"app {config.app!r} does not import:\n{traceback.format_exc()}") from None
+        raise StartupError(_import_failed(config)) from None
     obj: Any = module
     for part in config.attribute.split("."):
         try:
@@ -129,7 +136,8 @@ def http_protocol(name: str) -> Any:
         from ..http import HttpProtocol
     except ImportError:
         if name == "rust":
-            raise StartupError("--http rust: this build of interpreters_aio has no HTTP protocol")
+            message = "--http rust: this build of interpreters_aio has no HTTP protocol"
+            raise StartupError(message) from None
         return "h11"
     return HttpProtocol
 

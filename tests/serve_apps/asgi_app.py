@@ -1,0 +1,56 @@
+"""ASGI test app for tests/test_serve.py: answers with its interpreter's id."""
+
+import asyncio
+import os
+
+from interpreters_aio import get_current
+
+VERSION = "v1"
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                if os.environ.get("SERVE_TEST_FAIL_STARTUP"):
+                    await send({"type": "lifespan.startup.failed", "message": "no database"})
+                    return
+                print(f"lifespan startup {get_current().id}")
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                print(f"lifespan shutdown {get_current().id}")
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    path = scope["path"]
+    if path == "/slow":
+        await asyncio.sleep(1.5)
+    elif path == "/crash":
+        # Ends this worker's event loop: asyncio.run() raises in the worker.
+        asyncio.get_running_loop().stop()
+    elif path == "/block":
+        import time
+
+        # A loop stuck in Python code (a runaway computation): the watchdog
+        # sees no heartbeat and interrupts it.
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            pass
+    elif path == "/env":
+        body = os.environ.get("SERVE_TEST_GREETING", "-").encode()
+        return await _reply(send, body)
+    await _reply(send, f"{VERSION} {get_current().id}".encode())
+
+
+async def _reply(send, body):
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"text/plain"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,390 @@
+"""``serve``: real HTTP over 127.0.0.1 against the command in a child process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from serve_helpers import APPS, ServeProcess, needs_safe_asyncio
+
+from interpreters_aio import serve
+from interpreters_aio.serve.config import ConfigError, ServeConfig, read_env_file
+
+unsafe_python = pytest.mark.skipif(
+    needs_safe_asyncio,
+    reason="serve refuses CPython 3.12.0-3.12.3 (gh-119213); test_refuses_old_312 covers it",
+)
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _ids(proc: ServeProcess, want: int, tries: int = 300) -> set[str]:
+    seen: set[str] = set()
+    for _ in range(tries):
+        status, body = proc.get()
+        assert status == 200
+        seen.add(body.split()[1])
+        if len(seen) >= want:
+            break
+    return seen
+
+
+@unsafe_python
+@pytest.mark.parametrize("http", ["auto", "h11"])
+def test_responses_come_from_n_interpreters(http):
+    with ServeProcess("asgi_app:app", "--workers", "2", "--port", "0", "--http", http) as proc:
+        proc.wait_serving()
+        assert len(_ids(proc, 2)) == 2
+        assert proc.stop() == 0
+    # lifespan ran once per worker, start-up and shutdown
+    assert len(proc.wait_for(r"lifespan startup \d+", count=2)) == 2
+    assert len(proc.wait_for(r"lifespan shutdown \d+", count=2)) == 2
+    assert proc.output.count("lifespan startup") == 2
+    assert '"GET / HTTP/1.1" 200 OK' in proc.output  # uvicorn's access log, tagged
+    assert "[worker 0]" in proc.output and "[worker 1]" in proc.output
+
+
+@unsafe_python
+def test_reuse_port_gives_each_worker_its_socket():
+    with ServeProcess("asgi_app:app", "--workers", "2", "--port", "0", "--reuse-port") as proc:
+        proc.wait_serving()
+        assert len(_ids(proc, 2)) == 2
+        assert proc.stop() == 0
+
+
+@unsafe_python
+def test_a_crashed_worker_is_replaced():
+    with ServeProcess("asgi_app:app", "--workers", "2", "--port", "0") as proc:
+        proc.wait_serving()
+        before = _ids(proc, 2)
+        _swallow(proc.get, "/crash", 10)  # the worker's loop stops after this request
+        proc.wait_for(r"restarting worker \d")
+        proc.wait_for(r"lifespan startup \d+", count=3)
+        after = _ids(proc, 2)
+        assert len(after) == 2 and after != before  # one new interpreter
+        assert proc.stop() == 0
+
+
+@unsafe_python
+def test_a_stuck_worker_is_interrupted_and_replaced():
+    args = ("asgi_app:app", "--workers", "2", "--port", "0", "--timeout-worker-healthcheck", "1.5")
+    with ServeProcess(*args) as proc:
+        proc.wait_serving()
+        threading.Thread(target=lambda: _swallow(proc.get, "/block", 30), daemon=True).start()
+        proc.wait_for(r"did not answer for .* interrupting and replacing it", timeout=30)
+        proc.wait_for(r"lifespan startup \d+", count=3)
+        assert len(_ids(proc, 2)) == 2
+        assert proc.stop() == 0
+
+
+def _swallow(func, *args):
+    try:
+        func(*args)
+    except OSError:
+        pass
+
+
+@unsafe_python
+def test_sigterm_lets_the_request_in_flight_finish():
+    with ServeProcess("asgi_app:app", "--workers", "2", "--port", "0") as proc:
+        proc.wait_serving()
+        result: list[tuple[int, str]] = []
+        client = threading.Thread(target=lambda: result.append(proc.get("/slow")))
+        client.start()
+        proc.wait_for(r"lifespan startup", count=2)
+        time.sleep(0.5)  # let the request reach the app (it sleeps 1.5 s)
+        proc.signal(signal.SIGTERM)
+        client.join(30)
+        assert result and result[0][0] == 200
+        assert proc.wait() == 0
+    assert "SIGTERM: shutting down" in proc.output
+
+
+@unsafe_python
+def test_second_signal_forces_the_stop():
+    with ServeProcess("asgi_app:app", "--workers", "1", "--port", "0") as proc:
+        proc.wait_serving()
+        threading.Thread(target=lambda: _swallow(proc.get, "/slow", 30), daemon=True).start()
+        time.sleep(0.5)
+        proc.signal(signal.SIGINT)
+        proc.wait_for("SIGINT: shutting down")
+        proc.signal(signal.SIGINT)
+        assert proc.wait() == 0
+    assert "SIGINT again: stopping at once" in proc.output
+
+
+@unsafe_python
+def test_sighup_reloads_changed_code_without_refusing_a_connection(tmp_path: Path):
+    shutil.copy(APPS / "asgi_app.py", tmp_path / "asgi_app.py")
+    with ServeProcess("asgi_app:app", "--workers", "2", "--port", "0", app_dir=tmp_path) as proc:
+        proc.wait_serving()
+        assert proc.get()[1].startswith("v1")
+        source = (tmp_path / "asgi_app.py").read_text()
+        (tmp_path / "asgi_app.py").write_text(source.replace('VERSION = "v1"', 'VERSION = "v2"'))
+        failures: list[BaseException] = []
+        bodies: list[str] = []
+        done = threading.Event()
+
+        def load() -> None:
+            while not done.is_set():
+                try:
+                    bodies.append(proc.get(timeout=10)[1])
+                except BaseException as exc:
+                    failures.append(exc)
+
+        client = threading.Thread(target=load)
+        client.start()
+        proc.signal(signal.SIGHUP)
+        proc.wait_for("reload done", timeout=60)
+        done.set()
+        client.join(30)
+        assert not failures, failures
+        assert proc.get()[1].startswith("v2")
+        assert proc.get()[1].startswith("v2")
+        assert bodies
+        assert proc.stop() == 0
+
+
+@unsafe_python
+def test_sigttin_and_sigttou_scale():
+    with ServeProcess("asgi_app:app", "--workers", "1", "--port", "0") as proc:
+        proc.wait_serving()
+        proc.signal(signal.SIGTTIN)
+        proc.wait_for("Adding worker 1")
+        proc.wait_for(r"lifespan startup", count=2)
+        assert len(_ids(proc, 2)) == 2
+        proc.signal(signal.SIGTTOU)
+        proc.wait_for("Removing worker 1")
+        proc.wait_for(r"lifespan shutdown", count=1)
+        assert proc.stop() == 0
+
+
+@unsafe_python
+def test_limit_max_requests_replaces_the_worker():
+    args = ("asgi_app:app", "--workers", "1", "--port", "0", "--limit-max-requests", "3")
+    with ServeProcess(*args) as proc:
+        proc.wait_serving()
+        ids = set()
+        for _ in range(100):  # uvicorn checks the limit ten times a second
+            try:
+                ids.add(proc.get()[1].split()[1])
+            except OSError:
+                pass  # a connection that raced the worker's hand-over
+            if len(ids) >= 2:
+                break
+            time.sleep(0.05)
+        proc.wait_for("limit-max-requests")
+        assert len(ids) >= 2
+        assert proc.stop() == 0
+
+
+@unsafe_python
+def test_plain_asyncio_app():
+    with ServeProcess("asyncio_app:main", "--workers", "2", "--port", "0") as proc:
+        match = proc.wait_for(r"serving \S+ on http://127\.0\.0\.1:(\d+)")[0]
+        port = int(match.group(1))
+        proc.wait_for(r"asyncio worker \d of 2 up", count=2)
+        seen = set()
+        for _ in range(200):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+                conn.sendall(b"ping\n")
+                reply = conn.makefile().readline()
+            index, _, rest = reply.partition(":")
+            assert rest == "ping\n"
+            seen.add(index)
+            if len(seen) == 2:
+                break
+        assert seen == {"0", "1"}
+        assert proc.stop() == 0
+    assert proc.output.count("done") == 2
+
+
+@unsafe_python
+def test_env_file(tmp_path: Path):
+    env = tmp_path / ".env"
+    env.write_text("# greeting\nexport SERVE_TEST_GREETING='hello there'\n")
+    with ServeProcess("asgi_app:app", "--port", "0", "--workers", "1", "--env-file", str(env)) as p:
+        p.wait_serving()
+        assert p.get("/env") == (200, "hello there")
+        assert p.stop() == 0
+
+
+# --- errors -------------------------------------------------------------------
+
+
+@unsafe_python
+def test_app_that_does_not_import_exits_1_with_its_traceback():
+    with ServeProcess("broken_app:app", "--port", "0") as proc:
+        assert proc.wait() == 1
+    assert "error loading app 'broken_app:app'" in proc.output
+    assert "this_module_does_not_exist" in proc.output
+    assert "Traceback" in proc.output
+    assert "restarting" not in proc.output
+
+
+@unsafe_python
+def test_missing_attribute():
+    with ServeProcess("asgi_app:nope", "--port", "0") as proc:
+        assert proc.wait() == 1
+    assert "has no attribute 'nope'" in proc.output
+
+
+@unsafe_python
+def test_extension_refused_in_subinterpreters_is_named():
+    with ServeProcess("refused_app:app", "--port", "0", "--workers", "2") as proc:
+        assert proc.wait() == 3
+    assert "imports _testsinglephase" in proc.output
+    assert "cannot be loaded in a subinterpreter" in proc.output
+    assert "restarting" not in proc.output
+
+
+@unsafe_python
+def test_lifespan_startup_failure_exits_3_without_restarts():
+    env = {"SERVE_TEST_FAIL_STARTUP": "1"}
+    with ServeProcess("asgi_app:app", "--port", "0", "--workers", "2", env=env) as proc:
+        assert proc.wait() == 3
+    assert "no database" in proc.output
+    assert "restarting" not in proc.output
+
+
+@unsafe_python
+def test_port_in_use():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with ServeProcess("asgi_app:app", "--port", str(port)) as proc:
+            assert proc.wait() == 1
+    assert f"cannot listen on 127.0.0.1:{port}: address already in use" in proc.output
+
+
+@unsafe_python
+def test_a_worker_that_crashes_at_every_start_gives_up(tmp_path: Path):
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import sys\n"
+        "from interpreters_aio import serve\n"
+        f"sys.path.insert(0, {str(APPS)!r})\n"
+        "try:\n"
+        "    serve.run('asyncio_app:crash', workers=1, max_restarts=2, restart_window=60)\n"
+        "except serve.ServeError as exc:\n"
+        "    print('ServeError', exc.exit_code, exc)\n"
+    )
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, cwd=str(APPS)
+    )
+    output = proc.stdout + proc.stderr
+    assert "crashes at every start" in output
+    assert output.count("restarting worker 0") == 2
+    assert "giving up" in output
+    assert "ServeError 1 the workers kept failing" in output
+
+
+@pytest.mark.skipif(not needs_safe_asyncio, reason="only CPython 3.12.0-3.12.3 are refused")
+def test_refuses_old_312():
+    with ServeProcess("asgi_app:app", "--port", "0") as proc:
+        assert proc.wait() == 1
+    assert "serve needs CPython 3.12.4 or newer" in proc.output
+    assert "119213" in proc.output
+
+
+def test_cli_version_and_help():
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-m", "interpreters_aio", "serve", "--version"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0 and out.stdout.startswith("interpreters-aio ")
+    out = subprocess.run(
+        [sys.executable, "-m", "interpreters_aio", "serve", "--help"],
+        capture_output=True, text=True, timeout=60,
+    )
+    for option in ("--workers", "--host", "--port", "--uds", "--reuse-port", "--log-level",
+                   "--no-access-log", "--timeout-graceful-shutdown", "--limit-max-requests",
+                   "--app-dir", "--factory", "--env-file"):
+        assert option in out.stdout
+
+
+def test_config_errors():
+    with pytest.raises(ConfigError, match="module:attribute"):
+        ServeConfig(app="nocolon")
+    with pytest.raises(ConfigError, match="at least one worker"):
+        ServeConfig(app="a:b", workers=0)
+    with pytest.raises(ConfigError, match="exclusive"):
+        ServeConfig(app="a:b", uds="/tmp/x.sock", port=1)
+    with pytest.raises(ConfigError, match="not a TCP port"):
+        ServeConfig(app="a:b", port=70000)
+
+
+def test_env_file_parsing(tmp_path: Path):
+    path = tmp_path / "e"
+    path.write_text('A=1\n\n# c\nexport B="two words"\nC=x # comment\n')
+    assert read_env_file(str(path)) == {"A": "1", "B": "two words", "C": "x"}
+    path.write_text("not a pair\n")
+    with pytest.raises(ConfigError, match="line 1"):
+        read_env_file(str(path))
+    with pytest.raises(ConfigError, match="--env-file"):
+        read_env_file(str(tmp_path / "missing"))
+
+
+def test_web_concurrency(monkeypatch):
+    monkeypatch.setenv("WEB_CONCURRENCY", "3")
+    assert serve.config.default_workers() == 3
+    monkeypatch.setenv("WEB_CONCURRENCY", "many")
+    with pytest.raises(ConfigError):
+        serve.config.default_workers()
+
+
+# --- the Python API, in this process ------------------------------------------
+
+
+@unsafe_python
+async def test_async_api_messages_both_ways(monkeypatch):
+    monkeypatch.syspath_prepend(str(APPS))
+    sup = serve.prepare("asyncio_app:echo_inbox", workers=2, app_dir=str(APPS))
+    runner = asyncio.ensure_future(sup.run())
+    try:
+        await asyncio.wait_for(sup.wait_ready(), 60)
+        ups = {await asyncio.wait_for(sup.recv(), 30) for _ in range(2)}
+        assert ups == {(0, ("up", 0)), (1, ("up", 1))}
+        sup.send(1, "hello")
+        assert await asyncio.wait_for(sup.recv(), 30) == (1, ("echo", 1, "hello"))
+        sup.broadcast("bye")
+        echoes = {await asyncio.wait_for(sup.recv(), 30) for _ in range(2)}
+        assert echoes == {(0, ("echo", 0, "bye")), (1, ("echo", 1, "bye"))}
+        # both mains returned: the supervisor stops by itself
+        assert await asyncio.wait_for(runner, 60) == 0
+    finally:
+        if not runner.done():
+            sup.stop(force=True)
+            await asyncio.wait_for(runner, 60)
+    assert os.environ  # nothing above changed the process's environment
+
+
+def test_unix_socket(tmp_path: Path):
+    if needs_safe_asyncio:
+        pytest.skip("serve refuses CPython 3.12.0-3.12.3")
+    path = tmp_path / "s.sock"
+    with ServeProcess("asgi_app:app", "--uds", str(path), "--workers", "1") as proc:
+        proc.wait_for("serving asgi_app:app on unix socket")
+        with socket.socket(socket.AF_UNIX) as conn:
+            conn.settimeout(10)
+            conn.connect(str(path))
+            conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := conn.recv(65536):
+                data += chunk
+        assert data.startswith(b"HTTP/1.1 200")
+        assert proc.stop() == 0
+    assert not path.exists()
