@@ -389,8 +389,11 @@ fn check_head<'h, 'b: 'h>(req: httparse::Request<'h, 'b>) -> Result<Head<'h>, Ht
     if chunked && minor == 0 {
         return Err(HttpError::bad("Transfer-Encoding in an HTTP/1.0 request"));
     }
-    if minor == 1 && hosts != 1 {
-        return Err(HttpError::bad(if hosts == 0 { "Missing Host header" } else { "Duplicate Host header" }));
+    if hosts > 1 {
+        return Err(HttpError::bad("Duplicate Host header"));
+    }
+    if minor == 1 && hosts == 0 {
+        return Err(HttpError::bad("Missing Host header"));
     }
     let framing = match (chunked, content_length) {
         (true, _) => Framing::Chunked,
