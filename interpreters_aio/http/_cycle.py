@@ -113,6 +113,8 @@ class Cycle:
             elif not self.complete and not self.disconnected:
                 conn.logger.error("ASGI callable returned without completing response.")
                 conn.transport.close()
+        finally:
+            conn.cycle_done(self)
 
     async def _send_500(self) -> None:
         await self.send(

@@ -283,8 +283,8 @@ class HttpProtocol(asyncio.Protocol):
             if cycle is self.active and cycle.started and not cycle.head_pending:
                 self.transport.close()
                 return
-            if cycle is self.active:
-                self.active = None
+            if self.pipeline and self.pipeline[-1][0] is cycle:
+                self.pipeline.pop()  # not started: its app need not run
         self.pipeline.append((None, (status, reason)))
         self._start_next()
 
@@ -358,6 +358,14 @@ class HttpProtocol(asyncio.Protocol):
         if not task.done():
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
+
+    def cycle_done(self, cycle: Cycle) -> None:
+        """Called when `cycle`'s app returned: if it never completed a
+        response (the client went away), the next request may start."""
+        if cycle is self.active:
+            self.active = None
+            if not self.transport.is_closing():
+                self._start_next()
 
     def response_complete(self, cycle: Cycle) -> None:
         """Called by `cycle` once its response is sent: starts the next request."""
