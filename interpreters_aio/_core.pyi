@@ -82,7 +82,8 @@ def channel_async_receiver(end: Handle, arriving: bool, /) -> None: ...
 # pauses: http_resume or http_take_rest); bytes, part of the current body;
 # None, the current body ended; an int status followed by a str reason, the
 # input was refused (nothing follows).
-HttpEvent = tuple[str, str, bytes, bytes, list[tuple[bytes, bytes]], int, bytes | None] | bytes | int | str | None
+HttpHead = tuple[str, str, bytes, bytes, list[tuple[bytes, bytes]], int, bytes | None]
+HttpEvent = HttpHead | bytes | int | str | None
 
 def http_parser(max_head: int, max_headers: int, /) -> object: ...
 def http_feed(parser: object, data: bytes, /) -> list[HttpEvent]: ...
