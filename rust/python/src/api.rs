@@ -13,7 +13,7 @@ use crate::module::state;
 use crate::py::{self, Owned, PyResult, Raised};
 use crate::run::{self, Outcome, Snapshot};
 use crate::to_value::{self, ConvertError, Fallback};
-use crate::{channels, queues};
+use crate::{channels, http, queues};
 
 type Args = *mut *mut PyObject;
 
@@ -28,7 +28,7 @@ macro_rules! method {
     };
 }
 
-pub static mut METHODS: [PyMethodDef; 37] = [
+pub static mut METHODS: [PyMethodDef; 42] = [
     method!(
         c"_register_errors",
         register_errors,
@@ -108,6 +108,15 @@ pub static mut METHODS: [PyMethodDef; 37] = [
         c"channel_async_receiver",
         channels::channel_async_receiver,
         c"channel_async_receiver(end, arriving): a coroutine starts/stops awaiting a receive"
+    ),
+    method!(c"http_parser", http::http_parser, c"http_parser(max_head, max_headers) -> parser"),
+    method!(c"http_feed", http::http_feed, c"http_feed(parser, data) -> list of request events"),
+    method!(c"http_resume", http::http_resume, c"http_resume(parser) -> list of events after an upgrade head"),
+    method!(c"http_take_rest", http::http_take_rest, c"http_take_rest(parser) -> bytes after an upgrade head"),
+    method!(
+        c"http_response",
+        http::http_response,
+        c"http_response(status, default_headers, headers, flags, body, more_body) -> (data, mode, remaining, keep_alive)"
     ),
     PyMethodDef::zeroed(),
 ];

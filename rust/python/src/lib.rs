@@ -12,6 +12,7 @@ mod api;
 mod channels;
 mod from_value;
 mod handles;
+mod http;
 mod interp;
 mod module;
 mod py;

@@ -1,0 +1,227 @@
+"""One request/response cycle: the ASGI ``receive`` and ``send`` of a request.
+
+The shape is uvicorn's ``RequestResponseCycle`` (so apps see the same
+behaviour and errors), made leaner: no ``asyncio.Event`` per request (a
+future is made only when ``receive`` has to wait), the request body kept as
+the ``bytes`` objects the parser made (joined only when several arrived),
+and the response head framed in Rust together with the first body part, so
+a whole response is usually one ``transport.write``. The head is therefore
+written when the first ``http.response.body`` is sent, not at
+``http.response.start``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from .. import _core
+
+if TYPE_CHECKING:
+    from ._protocol import HttpProtocol
+
+_response = _core.http_response
+
+# Body modes returned by _core.http_response.
+MODE_LENGTH = 0
+MODE_CHUNKED = 1
+MODE_UNTIL_CLOSE = 2
+
+# Request flags for _core.http_response.
+_HEAD_REQUEST = 1
+_HTTP10 = 2
+_KEEP_ALIVE = 4
+
+#: Buffered request body beyond which the connection stops reading (as uvicorn).
+HIGH_WATER_LIMIT = 65536
+
+_DISCONNECT = {"type": "http.disconnect"}
+
+
+class Cycle:
+    """The ASGI side of one request on a connection (private)."""
+
+    __slots__ = (
+        "chunks",
+        "complete",
+        "conn",
+        "disconnected",
+        "end_delivered",
+        "expect_continue",
+        "flags",
+        "head_pending",
+        "headers",
+        "keep_alive",
+        "mode",
+        "more_body",
+        "nbytes",
+        "remaining",
+        "scope",
+        "started",
+        "status",
+        "waiter",
+    )
+
+    def __init__(
+        self, conn: HttpProtocol, scope: dict[str, Any], keep_alive: bool, expect: bool, body: bool
+    ) -> None:
+        self.conn = conn
+        self.scope = scope
+        self.keep_alive = keep_alive
+        self.expect_continue = expect
+        self.more_body = body
+        self.chunks: list[bytes] = []
+        self.nbytes = 0
+        self.end_delivered = False
+        self.waiter: asyncio.Future[None] | None = None
+        self.disconnected = False
+        self.started = False
+        self.head_pending = False
+        self.complete = False
+        self.status = 0
+        self.headers: Any = None
+        self.mode = MODE_LENGTH
+        self.remaining = 0
+        self.flags = 0
+
+    def wake(self) -> None:
+        """Wakes a ``receive`` waiting for body or disconnection."""
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def run(self, app: Any) -> None:
+        """Runs the app for this request, answering 500 if it fails early."""
+        conn = self.conn
+        try:
+            result = await app(self.scope, self.receive, self.send)
+        except BaseException as exc:
+            conn.logger.error("Exception in ASGI application\n", exc_info=exc)
+            if not self.started:
+                await self._send_500()
+            else:
+                conn.transport.close()
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+        else:
+            if result is not None:
+                conn.logger.error("ASGI callable should return None, but returned '%s'.", result)
+                conn.transport.close()
+            elif not self.started and not self.disconnected:
+                conn.logger.error("ASGI callable returned without starting response.")
+                await self._send_500()
+            elif not self.complete and not self.disconnected:
+                conn.logger.error("ASGI callable returned without completing response.")
+                conn.transport.close()
+        finally:
+            conn.cycle_done(self)
+
+    async def _send_500(self) -> None:
+        await self.send(
+            {
+                "type": "http.response.start",
+                "status": 500,
+                "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", b"21"),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await self.send({"type": "http.response.body", "body": b"Internal Server Error"})
+
+    async def receive(self) -> dict[str, Any]:
+        """The ASGI ``receive``: body parts, then ``http.disconnect``."""
+        conn = self.conn
+        if self.expect_continue:
+            self.expect_continue = False
+            if not conn.transport.is_closing():
+                conn.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if not self.chunks and (self.more_body or self.end_delivered):
+            if not (self.disconnected or self.complete):
+                conn.resume_reading()
+                self.waiter = waiter = conn.loop.create_future()
+                try:
+                    await waiter
+                finally:
+                    self.waiter = None
+        if self.disconnected or self.complete:
+            return _DISCONNECT
+        chunks = self.chunks
+        if not chunks:
+            body = b""
+        elif len(chunks) == 1:
+            body = chunks[0]
+            chunks.clear()
+        else:
+            body = b"".join(chunks)
+            chunks.clear()
+        if self.nbytes > HIGH_WATER_LIMIT:
+            conn.resume_reading()
+        self.nbytes = 0
+        if not self.more_body:
+            self.end_delivered = True
+        return {"type": "http.request", "body": body, "more_body": self.more_body}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        """The ASGI ``send``: ``http.response.start``, then body parts."""
+        conn = self.conn
+        if conn.write_paused and not self.disconnected:
+            await conn.drain()
+        if self.disconnected:
+            return
+        kind = message["type"]
+        if not self.started:
+            if kind != "http.response.start":
+                raise RuntimeError(
+                    f"Expected ASGI message 'http.response.start', but got '{kind}'."
+                )
+            self.started = True
+            self.head_pending = True
+            self.expect_continue = False
+            self.status = status = message["status"]
+            self.headers = message.get("headers")
+            if conn.access_log:
+                conn.log_access(self.scope, status)
+            return
+        if self.complete:
+            raise RuntimeError(
+                f"Unexpected ASGI message '{kind}' sent, after response already completed."
+            )
+        if kind != "http.response.body":
+            raise RuntimeError(f"Expected ASGI message 'http.response.body', but got '{kind}'.")
+        body = message.get("body", b"")
+        more_body = message.get("more_body", False)
+        transport = conn.transport
+        if self.head_pending:
+            self.head_pending = False
+            flags = self.flags | _KEEP_ALIVE if self.keep_alive else self.flags
+            data, self.mode, self.remaining, self.keep_alive = _response(
+                self.status, conn.server_state.default_headers, self.headers, flags, body, more_body
+            )
+            transport.write(data)
+        else:
+            mode = self.mode
+            if mode == MODE_CHUNKED:
+                if body:
+                    end = b"" if more_body else b"0\r\n\r\n"
+                    transport.write(b"%x\r\n%b\r\n%b" % (len(body), body, end))
+                elif not more_body:
+                    transport.write(b"0\r\n\r\n")
+            elif mode == MODE_LENGTH:
+                size = len(body)
+                if size > self.remaining:
+                    raise RuntimeError("Response content longer than Content-Length")
+                self.remaining -= size
+                if not more_body and self.remaining:
+                    raise RuntimeError("Response content shorter than Content-Length")
+                if size:
+                    transport.write(body)
+            elif mode == MODE_UNTIL_CLOSE and body:
+                transport.write(body)
+        if not more_body:
+            self.complete = True
+            self.wake()
+            if not self.keep_alive:
+                transport.close()
+            conn.response_complete(self)

@@ -1,0 +1,434 @@
+"""The connection: an ``asyncio.Protocol`` with uvicorn's protocol interface.
+
+uvicorn builds its HTTP protocol as ``cls(config, server_state, app_state,
+_loop)`` and relies on ``server_state.connections`` / ``.tasks``,
+``shutdown()`` and the ``uvicorn.access`` logger; this class keeps that
+contract (read uvicorn's ``httptools_impl.py``, which it follows) without
+importing uvicorn, so any server that provides the same config attributes
+can use it.
+
+Per ``data_received`` there is one call into Rust (``_core.http_feed``),
+which returns every request head, body part and end that arrived, already
+as the objects the ASGI scope needs. Requests are answered in order
+(pipelining): each waits in ``pipeline`` until the one before it has
+responded. Refused input is answered with a 4xx/501 and ``Connection:
+close`` once the responses before it are out.
+
+Timeouts: ``config.timeout_keep_alive`` bounds both the idle time between
+requests and the time a client may take to send a complete request head
+(slow clients get 408 and a closed connection). Limits:
+``config.h11_max_incomplete_event_size`` (default 16 KiB) bounds a request
+head, :attr:`HttpProtocol.max_headers` the number of header fields.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections import deque
+from typing import Any
+
+from .. import _core
+from ._cycle import HIGH_WATER_LIMIT, Cycle
+
+_feed = _core.http_feed
+
+_KEEP_ALIVE = 1
+_EXPECT = 2
+_HAS_BODY = 4
+_HTTP10 = 8
+
+_TRACE = 5  # uvicorn.logging.TRACE_LOG_LEVEL
+
+
+def _address(info: Any) -> tuple[str, int] | None:
+    if isinstance(info, (list, tuple)) and len(info) >= 2:
+        return (str(info[0]), int(info[1]))
+    return None
+
+
+async def _service_unavailable(scope: Any, receive: Any, send: Any) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", b"19"),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"Service Unavailable"})
+
+
+class HttpProtocol(asyncio.Protocol):
+    """HTTP/1.1 for ASGI apps, parsed and framed in Rust; give it to uvicorn
+    as ``uvicorn.Config(app, http=HttpProtocol)``.
+
+    Args:
+        config: a ``uvicorn.Config`` (loaded on first use).
+        server_state: uvicorn's ``ServerState`` (connections, tasks,
+            default headers, request count).
+        app_state: the lifespan state, copied into each request's scope.
+    """
+
+    #: Most header fields a request head may have (beyond: 431). Subclass to change.
+    max_headers: int = 100
+    #: Run each request's app task eagerly (up to its first wait) instead of
+    #: on the next loop iteration, which saves a loop round per request.
+    eager_tasks: bool = True
+
+    def __init__(
+        self,
+        config: Any,
+        server_state: Any,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        if not config.loaded:
+            config.load()
+        self.config = config
+        self.app = config.loaded_app
+        self.loop = _loop or asyncio.get_event_loop()
+        self.logger = logging.getLogger("uvicorn.error")
+        self.access_logger = logging.getLogger("uvicorn.access")
+        self.access_log = self.access_logger.hasHandlers()
+        self.ws_protocol_class = config.ws_protocol_class
+        self.root_path: str = config.root_path
+        self.root_path_bytes = self.root_path.encode("ascii")
+        self.asgi_version = config.asgi_version
+        self.limit_concurrency = config.limit_concurrency
+        self.timeout_keep_alive = config.timeout_keep_alive
+        self.reset_contextvars = getattr(config, "reset_contextvars", False)
+        self.app_state = app_state
+        self.server_state = server_state
+        self.connections = server_state.connections
+        self.tasks = server_state.tasks
+        max_head = getattr(config, "h11_max_incomplete_event_size", None) or 16 * 1024
+        self.parser = _core.http_parser(max_head, self.max_headers)
+
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self.server: tuple[str, int] | None = None
+        self.client: tuple[str, int] | None = None
+        self.scheme = "http"
+        self.cycle: Cycle | None = None  # the request being read
+        self.active: Cycle | None = None  # the request being answered
+        self.pipeline: deque[tuple[Cycle | None, Any]] = deque()
+        self.timer: asyncio.TimerHandle | None = None
+        self.partial = False  # bytes of an incomplete head have arrived
+        self.read_paused = False
+        self.write_paused = False
+        self.drain_waiter: asyncio.Future[None] | None = None
+        self.starting = False
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.connections.add(self)
+        self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                self.client = _address(sock.getpeername())
+            except OSError:
+                self.client = None
+            self.server = _address(sock.getsockname())
+        else:
+            self.client = _address(transport.get_extra_info("peername"))
+            self.server = _address(transport.get_extra_info("sockname"))
+        if transport.get_extra_info("sslcontext"):
+            self.scheme = "https"
+        if self.logger.level <= _TRACE:
+            self.logger.log(_TRACE, "%sHTTP connection made", self._prefix())
+        self._arm_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.connections.discard(self)
+        if self.logger.level <= _TRACE:
+            self.logger.log(_TRACE, "%sHTTP connection lost", self._prefix())
+        for cycle in (self.active, self.cycle):
+            if cycle is not None and not cycle.complete:
+                cycle.disconnected = True
+                cycle.wake()
+        self.pipeline.clear()
+        self.resume_writing()
+        self._cancel_timer()
+        if exc is None:
+            self.transport.close()
+
+    def eof_received(self) -> None:
+        pass
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            events = _feed(self.parser, data)
+        except Exception:  # a bug of ours: answer it, never raise into the loop
+            self.logger.exception("HTTP parser failed")
+            self._refuse(500, "Internal Server Error")
+            return
+        if events:
+            self._handle(events)
+        elif self.timer is not None:
+            self.partial = True
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        waiter = self.drain_waiter
+        if waiter is not None:
+            self.drain_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # uvicorn's protocol interface
+
+    def shutdown(self) -> None:
+        """Closes the connection now if idle, else after the current response."""
+        active = self.active
+        if active is None or active.complete:
+            self.transport.close()
+        else:
+            active.keep_alive = False
+            self.pipeline.clear()
+
+    # Parsing
+
+    def _handle(self, events: list[Any]) -> None:
+        started = False
+        i = 0
+        n = len(events)
+        while i < n:
+            event = events[i]
+            i += 1
+            if event is None:
+                cycle = self.cycle
+                if cycle is not None:
+                    cycle.more_body = False
+                    cycle.wake()
+            elif type(event) is bytes:
+                cycle = self.cycle
+                if cycle is not None and not cycle.complete:
+                    cycle.chunks.append(event)
+                    cycle.nbytes += len(event)
+                    if cycle.nbytes > HIGH_WATER_LIMIT:
+                        self.pause_reading()
+                    cycle.wake()
+            elif type(event) is tuple:
+                started = True
+                if self._on_head(event):
+                    return
+            else:
+                self._on_error(event, events[i] if i < n else "Invalid HTTP request")
+                break
+        if started:
+            self._start_next()
+
+    def _on_head(self, head: tuple[Any, ...]) -> bool:
+        """Queues the request of `head`; True if the connection was upgraded."""
+        method, path, raw_path, query, headers, flags, upgrade = head
+        self._cancel_timer()
+        self.partial = False
+        if upgrade is not None:
+            if upgrade == b"websocket" and self.ws_protocol_class is not None:
+                self._upgrade(method, raw_path, query, headers)
+                return True
+            self.logger.warning("Unsupported upgrade request.")
+        root = self.root_path
+        scope = {
+            "type": "http",
+            "asgi": {"version": self.asgi_version, "spec_version": "2.3"},
+            "http_version": "1.0" if flags & _HTTP10 else "1.1",
+            "server": self.server,
+            "client": self.client,
+            "scheme": self.scheme,
+            "method": method,
+            "root_path": root,
+            "path": root + path if root else path,
+            "raw_path": self.root_path_bytes + raw_path if root else raw_path,
+            "query_string": query,
+            "headers": headers,
+            "state": self.app_state.copy(),
+        }
+        cycle = Cycle(
+            self, scope, bool(flags & _KEEP_ALIVE), bool(flags & _EXPECT), bool(flags & _HAS_BODY)
+        )
+        cycle.flags = (1 if method == "HEAD" else 0) | (2 if flags & _HTTP10 else 0)
+        limit = self.limit_concurrency
+        if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
+            self.logger.warning("Exceeded concurrency limit.")
+            app = _service_unavailable
+        else:
+            app = self.app
+        self.cycle = cycle
+        self.pipeline.append((cycle, app))
+        if self.active is not None:
+            self.pause_reading()
+        if upgrade is not None:
+            events = _core.http_resume(self.parser)
+            if events:
+                self._handle(events)
+        return False
+
+    def _on_error(self, status: int, reason: str) -> None:
+        self.logger.warning("Invalid HTTP request received.")
+        cycle = self.cycle
+        if cycle is not None and cycle.more_body and not cycle.complete:
+            # The body of the request being read is broken: its app sees a disconnect.
+            cycle.disconnected = True
+            cycle.wake()
+            if cycle is self.active and cycle.started and not cycle.head_pending:
+                self.transport.close()
+                return
+            if self.pipeline and self.pipeline[-1][0] is cycle:
+                self.pipeline.pop()  # not started: its app need not run
+        self.pipeline.append((None, (status, reason)))
+        self._start_next()
+
+    def _refuse(self, status: int, reason: str) -> None:
+        """Answers `status` with `reason` as the body, and closes."""
+        transport = self.transport
+        if transport.is_closing():
+            return
+        body = reason.encode("ascii", "replace")
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode("ascii")),
+            (b"connection", b"close"),
+        ]
+        data = _core.http_response(
+            status, self.server_state.default_headers, headers, 0, body, False
+        )[0]
+        transport.write(data)
+        transport.close()
+
+    def _upgrade(self, method: str, raw_path: bytes, query: bytes, headers: Any) -> None:
+        """Hands the connection to the WebSocket protocol, as uvicorn's
+        httptools protocol does: it gets the request head replayed."""
+        if self.logger.level <= _TRACE:
+            self.logger.log(_TRACE, "%sUpgrading to WebSocket", self._prefix())
+        self.connections.discard(self)
+        target = raw_path + b"?" + query if query else raw_path
+        output = [method.encode("ascii"), b" ", target, b" HTTP/1.1\r\n"]
+        for name, value in headers:
+            output += [name, b": ", value, b"\r\n"]
+        output.append(b"\r\n")
+        output.append(_core.http_take_rest(self.parser))
+        protocol = self.ws_protocol_class(  # type: ignore[misc]
+            config=self.config, server_state=self.server_state, app_state=self.app_state
+        )
+        protocol.connection_made(self.transport)
+        self.transport.set_protocol(protocol)
+        protocol.data_received(b"".join(output))
+
+    # Running requests
+
+    def _start_next(self) -> None:
+        """Starts queued requests in order while none is being answered."""
+        if self.starting:
+            return
+        self.starting = True
+        try:
+            while self.active is None and self.pipeline:
+                cycle, app = self.pipeline.popleft()
+                if cycle is None:
+                    self._refuse(*app)
+                    self.pipeline.clear()
+                    return
+                if self.transport.is_closing():
+                    self.pipeline.clear()
+                    return
+                self.active = cycle
+                self._spawn(cycle, app)
+        finally:
+            self.starting = False
+        if self.active is None and not self.transport.is_closing():
+            self.resume_reading()
+            self._arm_timer()
+
+    def _spawn(self, cycle: Cycle, app: Any) -> None:
+        context = contextvars.Context() if self.reset_contextvars else None
+        if self.eager_tasks:
+            task = asyncio.Task(cycle.run(app), loop=self.loop, context=context, eager_start=True)
+        else:
+            task = self.loop.create_task(cycle.run(app), context=context)
+        if not task.done():
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    def cycle_done(self, cycle: Cycle) -> None:
+        """Called when `cycle`'s app returned: if it never completed a
+        response (the client went away), the next request may start."""
+        if cycle is self.active:
+            self.active = None
+            if not self.transport.is_closing():
+                self._start_next()
+
+    def response_complete(self, cycle: Cycle) -> None:
+        """Called by `cycle` once its response is sent: starts the next request."""
+        self.server_state.total_requests += 1
+        if cycle is self.active:
+            self.active = None
+        if self.transport.is_closing():
+            return
+        self._start_next()
+
+    # Flow control and timers
+
+    def pause_reading(self) -> None:
+        """Stops reading from the client (body buffered or requests queued)."""
+        if not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        """Reads from the client again."""
+        if self.read_paused and not self.pipeline:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    async def drain(self) -> None:
+        """Waits until the transport's write buffer is below its low-water mark."""
+        if self.write_paused:
+            if self.drain_waiter is None:
+                self.drain_waiter = self.loop.create_future()
+            await asyncio.shield(self.drain_waiter)
+
+    def _arm_timer(self) -> None:
+        self._cancel_timer()
+        self.timer = self.loop.call_later(self.timeout_keep_alive, self._timeout)
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _timeout(self) -> None:
+        self.timer = None
+        if self.transport.is_closing():
+            return
+        if self.partial and self.active is None:
+            self._refuse(408, "Request Timeout")
+        else:
+            self.transport.close()
+
+    def log_access(self, scope: dict[str, Any], status: int) -> None:
+        """Logs one request to ``uvicorn.access`` as uvicorn's protocols do."""
+        client = scope.get("client")
+        path = scope["raw_path"].decode("latin1")
+        if scope["query_string"]:
+            path = "{}?{}".format(path, scope["query_string"].decode("ascii"))
+        self.access_logger.info(
+            '%s - "%s %s HTTP/%s" %d',
+            f"{client[0]}:{client[1]}" if client else "",
+            scope["method"],
+            path.replace('"', "%22"),
+            scope["http_version"],
+            status,
+        )
+
+    def _prefix(self) -> str:
+        return f"{self.client[0]}:{self.client[1]} - " if self.client else ""
