@@ -358,3 +358,53 @@ async def test_shutdown_closes_idle_connections():
     # Leaving `serve` shut the server down: the kept-alive connection is closed.
     assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""
     writer.close()
+
+
+async def test_shutdown_serves_a_request_already_on_its_way():
+    # A connection accepted just before shutdown() has received nothing yet;
+    # its request must be answered (with Connection: close), not reset.
+    made: list[HttpProtocol] = []
+
+    class Recording(HttpProtocol):
+        def connection_made(self, transport):
+            made.append(self)
+            super().connection_made(transport)
+
+    async with serve(hello_app, http=Recording) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for _ in range(500):
+                if made:
+                    break
+                await asyncio.sleep(0.01)
+            made[0].shutdown()  # as uvicorn's Server.shutdown() does
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            data = await asyncio.wait_for(reader.read(), 10)
+        finally:
+            writer.close()
+    [(status, headers, _)] = responses(data)
+    assert status == 200
+    assert headers[b"connection"] == b"close"
+
+
+async def test_shutdown_closes_an_idle_connection_after_the_grace():
+    made: list[HttpProtocol] = []
+
+    class Quick(HttpProtocol):
+        shutdown_grace = 0.05
+
+        def connection_made(self, transport):
+            made.append(self)
+            super().connection_made(transport)
+
+    async with serve(hello_app, http=Quick) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for _ in range(500):
+                if made:
+                    break
+                await asyncio.sleep(0.01)
+            made[0].shutdown()
+            assert await asyncio.wait_for(reader.read(), 10) == b""
+        finally:
+            writer.close()

@@ -122,6 +122,8 @@ class HttpProtocol(asyncio.Protocol):
         self.write_paused = False
         self.drain_waiter: asyncio.Future[None] | None = None
         self.starting = False
+        self.received = False  # any byte ever arrived on this connection
+        self.closing = False  # shutdown() was called: serve what is sent, then close
 
     # asyncio.Protocol
 
@@ -162,6 +164,7 @@ class HttpProtocol(asyncio.Protocol):
         pass
 
     def data_received(self, data: bytes) -> None:
+        self.received = True
         try:
             events = _feed(self.parser, data)
         except Exception:  # a bug of ours: answer it, never raise into the loop
@@ -186,14 +189,36 @@ class HttpProtocol(asyncio.Protocol):
 
     # uvicorn's protocol interface
 
+    #: Seconds a connection accepted just before shutdown() waits for its
+    #: first request before it is closed.
+    shutdown_grace: float = 1.0
+
     def shutdown(self) -> None:
-        """Closes the connection now if idle, else after the current response."""
+        """Closes the connection now if idle, else after the current response.
+
+        A connection that has received nothing yet was accepted just before
+        the shutdown, and its client has most likely sent a request that is
+        still on its way (or in the socket buffer): closing now would reset
+        it (a rolling restart would "refuse" that request). It gets
+        :attr:`shutdown_grace` seconds for one request, answered with
+        ``Connection: close``.
+        """
+        self.closing = True
         active = self.active
         if active is None or active.complete:
-            self.transport.close()
+            if self.received or self.cycle is not None:
+                self.transport.close()
+            else:
+                self._cancel_timer()
+                self.timer = self.loop.call_later(self.shutdown_grace, self._close_if_idle)
         else:
             active.keep_alive = False
             self.pipeline.clear()
+
+    def _close_if_idle(self) -> None:
+        self.timer = None
+        if self.cycle is None and (self.active is None or self.active.complete):
+            self.transport.close()
 
     # Parsing
 
@@ -253,9 +278,8 @@ class HttpProtocol(asyncio.Protocol):
             "headers": headers,
             "state": self.app_state.copy(),
         }
-        cycle = Cycle(
-            self, scope, bool(flags & _KEEP_ALIVE), bool(flags & _EXPECT), bool(flags & _HAS_BODY)
-        )
+        keep_alive = bool(flags & _KEEP_ALIVE) and not self.closing
+        cycle = Cycle(self, scope, keep_alive, bool(flags & _EXPECT), bool(flags & _HAS_BODY))
         cycle.flags = (1 if method == "HEAD" else 0) | (2 if flags & _HTTP10 else 0)
         limit = self.limit_concurrency
         if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
