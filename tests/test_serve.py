@@ -388,3 +388,45 @@ def test_unix_socket(tmp_path: Path):
         assert data.startswith(b"HTTP/1.1 200")
         assert proc.stop() == 0
     assert not path.exists()
+
+
+@unsafe_python
+def test_serves_the_starlette_example():
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    with ServeProcess("starlette_app:app", "--workers", "2", "--port", "0", app_dir=examples) as p:
+        p.wait_serving()
+        seen = set()
+        for _ in range(300):
+            status, body = p.get("/")
+            assert status == 200 and body.startswith("hello from interpreter ")
+            seen.add(body.split()[3])
+            if len(seen) == 2:
+                break
+        assert len(seen) == 2
+        status, body = p.get("/primes/100000")
+        assert status == 200 and '"primes":9592' in body
+        assert p.get("/missing")[0] == 404
+        assert p.stop() == 0
+    assert p.output.count(": starting") == 2 and p.output.count(": stopping after") == 2
+
+
+@unsafe_python
+def test_factory_and_ipv6():
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no ::1 here")
+    args = ("asgi_app:create_app", "--factory", "--host", "::1", "--port", "0", "--workers", "1")
+    with ServeProcess(*args) as proc:
+        port = int(proc.wait_for(r"serving \S+ on http://\[::1\]:(\d+)")[0].group(1))
+        import http.client
+
+        conn = http.client.HTTPConnection("::1", port, timeout=10)
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        assert response.status == 200 and response.read().startswith(b"v1 ")
+        conn.close()
+        assert proc.stop() == 0

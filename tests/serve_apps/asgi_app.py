@@ -54,3 +54,8 @@ async def _reply(send, body):
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def create_app():
+    """For --factory: returns the app."""
+    return app
