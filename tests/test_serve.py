@@ -430,3 +430,19 @@ def test_factory_and_ipv6():
         assert response.status == 200 and response.read().startswith(b"v1 ")
         conn.close()
         assert proc.stop() == 0
+
+
+@unsafe_python
+async def test_cancelling_serve_stops_the_workers(monkeypatch):
+    from interpreters_aio import list_all
+
+    monkeypatch.syspath_prepend(str(APPS))
+    before = len(list_all())
+    sup = serve.prepare("asyncio_app:main", workers=2, port=0, app_dir=str(APPS))
+    runner = asyncio.ensure_future(sup.run())
+    await asyncio.wait_for(sup.wait_ready(), 60)
+    assert len(sup.workers) == 2
+    runner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(runner, 60)
+    assert len(list_all()) == before  # every worker interpreter closed

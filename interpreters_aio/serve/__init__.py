@@ -82,7 +82,9 @@ async def serve(app: str | ServeConfig, **options: Any) -> None:
 
     Takes :class:`ServeConfig`'s fields as keyword arguments (uvicorn's
     names). Raises ServeError with ``exit_code`` 3 if the workers could not
-    start, 1 if they kept crashing; see :func:`prepare` for the other errors.
+    start, 1 if they kept crashing; OSError (``serve.sockets.BindError``) if
+    the address cannot be listened on; see :func:`prepare` for the other
+    errors. Cancelling the awaiting task stops the workers (forced) first.
     """
     code = await prepare(app, **options).run()
     if code:

@@ -174,24 +174,33 @@ class Supervisor:
             loop.create_task(logs.pump(self._logs)),
         ]
         signals = self._install_signals(loop)
+        watchdog = loop.create_task(self._watchdog())
+        cancelled: asyncio.CancelledError | None = None
         try:
-            for slot in range(self.config.workers):
-                self._start(slot)
-            await self._startup()
-            if not self._stopping.is_set():
-                logger.info(
-                    "serving %s on %s with %d workers (interpreters %s; Press CTRL+C to quit)",
-                    self.config.app,
-                    self._listeners.address,
-                    len(self._workers),
-                    ", ".join(map(str, self.workers)),
-                )
-            watchdog = loop.create_task(self._watchdog())
-            await self._stopping.wait()
+            try:
+                for slot in range(self.config.workers):
+                    self._start(slot)
+                await self._startup()
+                if not self._stopping.is_set():
+                    logger.info(
+                        "serving %s on %s with %d workers (interpreters %s; Press CTRL+C to quit)",
+                        self.config.app,
+                        self._listeners.address,
+                        len(self._workers),
+                        ", ".join(map(str, self.workers)),
+                    )
+                await self._stopping.wait()
+            except asyncio.CancelledError as exc:
+                # Cancelled from outside (the caller's task): the workers must
+                # still be stopped, or their threads would hang the exit.
+                cancelled = exc
+                self.stop(force=True)
             if self._reloading is not None:
                 self._reloading.cancel()
             await self._shutdown()
             watchdog.cancel()
+            if cancelled is not None:
+                raise cancelled
         finally:
             self._ready.set()
             for sig in signals:
