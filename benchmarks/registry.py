@@ -17,6 +17,7 @@ import importlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import Any
 
 from .timing import Op
 
@@ -27,6 +28,7 @@ SECTION_MODULES: tuple[str, ...] = (
     "benchmarks.interpreters_bench",
     "benchmarks.channels_bench",
     "benchmarks.async_bench",
+    "benchmarks.serve_bench",
 )
 """Modules that register sections, in the order the sections run."""
 
@@ -101,20 +103,28 @@ class Section:
     name: str
     description: str
     build: Callable[[], list[Case]] = field(repr=False)
+    run: Callable[..., Any] | None = field(default=None, repr=False)
+    """For a section that measures something other than time per operation
+    (the ``serve`` section: requests per second of HTTP servers): called as
+    ``run(cases, config, progress)`` with the selected cases, it measures them
+    itself and returns a :class:`~benchmarks.runner.SectionResult` with its own
+    ``table`` (and ``data`` for the JSON output). Its cases' contenders are then
+    only names (``setup`` may be ``None``)."""
 
 
 _SECTIONS: dict[str, Section] = {}
 
 
 def register_section(
-    name: str, description: str
+    name: str, description: str, *, run: Callable[..., Any] | None = None
 ) -> Callable[[Callable[[], list[Case]]], Callable[[], list[Case]]]:
-    """Decorator: register ``build`` (which returns the cases) as section ``name``."""
+    """Decorator: register ``build`` (which returns the cases) as section ``name``
+    (``run``: see :attr:`Section.run`)."""
 
     def decorator(build: Callable[[], list[Case]]) -> Callable[[], list[Case]]:
         if name in _SECTIONS:
             raise ValueError(f"benchmark section {name!r} is registered twice")
-        _SECTIONS[name] = Section(name=name, description=description, build=build)
+        _SECTIONS[name] = Section(name=name, description=description, build=build, run=run)
         return build
 
     return decorator

@@ -154,6 +154,8 @@ def _render_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[
 
 def render_section(section: SectionResult) -> str:
     """The section's title and table: one row per contender, the case named on its first."""
+    if section.table:
+        return f"== {section.name}: {section.description} ==\n{section.table.rstrip()}"
     rows: list[list[str]] = []
     for case in section.cases:
         for index, result in enumerate(case.results):
@@ -208,6 +210,7 @@ def to_json(env: dict[str, Any], options: dict[str, Any], sections: Sequence[Sec
             {
                 "name": section.name,
                 "description": section.description,
+                **({"data": section.data} if section.data is not None else {}),
                 "cases": [
                     {
                         "name": case.name,

@@ -12,6 +12,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from . import isolated
 from .registry import NO_CHECK, Case, Contender, Section, qualified_name
@@ -84,11 +85,17 @@ class SectionResult:
     name: str
     description: str
     cases: list[CaseResult]
+    table: str = ""
+    """The table of a section that renders its own (see :attr:`Section.run`)."""
+    data: Any = None
+    """That section's raw results, for the JSON output."""
+    errors: bool = False
+    """Whether something failed in that section."""
 
     @property
     def failed(self) -> bool:
         """Whether any contender failed."""
-        return any(r.error for case in self.cases for r in case.results)
+        return self.errors or any(r.error for case in self.cases for r in case.results)
 
 
 def _short_repr(value: object, limit: int = 120) -> str:
@@ -171,6 +178,11 @@ def run_section(
     progress: Progress | None = None,
 ) -> SectionResult:
     """Run the cases of ``section`` that ``pattern`` selects."""
+    if section.run is not None:
+        selected = [case for case in section.build() if matches(pattern, section, case)]
+        if not selected:
+            return SectionResult(section.name, section.description, [])
+        return section.run(selected, config, progress)
     cases = []
     for case in section.build():
         if not matches(pattern, section, case):
