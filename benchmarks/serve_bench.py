@@ -493,6 +493,8 @@ def _mib(nbytes: int | None) -> str:
 def _latency(seconds: float | None) -> str:
     if seconds is None:
         return ""
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
     return f"{seconds * 1e6:.0f} µs" if seconds < 1e-3 else f"{seconds * 1e3:.2f} ms"
 
 
