@@ -115,19 +115,5 @@ __all__ = [
 ]
 
 _core._register_errors(InterpreterError, InterpreterNotFoundError, NotShareableError)
-_core._register_error_classes(
-    {
-        cls.__name__: cls
-        for cls in (
-            QueueEmpty,
-            QueueFull,
-            QueueClosed,
-            ChannelClosedError,
-            ChannelReleasedError,
-            ChannelNotEmptyError,
-            NotReceivedError,
-        )
-    }
-)
 _shutdown.install()
 _fork.install()

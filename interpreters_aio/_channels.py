@@ -248,6 +248,18 @@ class SendChannel(_ChannelEnd):
 
 _handles.register(_handles.KIND_RECV, RecvChannel)
 _handles.register(_handles.KIND_SEND, SendChannel)
+# The core raises these classes (re-registered if this module is reloaded).
+_core._register_error_classes(
+    {
+        cls.__name__: cls
+        for cls in (
+            ChannelClosedError,
+            ChannelReleasedError,
+            ChannelNotEmptyError,
+            NotReceivedError,
+        )
+    }
+)
 
 
 def create_channel(maxsize: int = 0, *, pickle: bool = False) -> tuple[RecvChannel, SendChannel]:

@@ -12,6 +12,7 @@ import operator
 import sys
 import textwrap
 import threading
+import types
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -29,8 +30,11 @@ __all__ = [
     "list_all",
 ]
 
-_WHENCE_OURS = "interpreters_aio"
+# 3.14's strings: what its create() makes says "_interpreters module".
+_WHENCE_OURS = "_interpreters module"
 _WHENCE_MAIN = "runtime init"
+
+_CO_VARARGS = 0x04 | 0x08  # CO_VARARGS | CO_VARKEYWORDS
 
 _instances: weakref.WeakValueDictionary[int, Interpreter] = weakref.WeakValueDictionary()
 _instances_lock = threading.Lock()
@@ -56,6 +60,9 @@ def _from_known_id(id: int) -> Interpreter:
         if interp is None:
             interp = object.__new__(Interpreter)
             interp._id = id
+            # Like 3.14, each interpreter's one object for an interpreter we
+            # created holds a reference to it; the last one to go closes it.
+            interp._ownsref = _core.incref(id)
             _instances[id] = interp
         return interp
 
@@ -74,14 +81,35 @@ class Interpreter:
     An interpreter is also a context manager that closes it on exit.
     """
 
-    __slots__ = ("__weakref__", "_id")
+    __slots__ = ("__weakref__", "_id", "_ownsref")
     _id: int
+    _ownsref: bool
 
     def __new__(cls, id: int, /) -> Interpreter:
         id = _check_id(id)
         if not _core.exists(id):
             raise InterpreterNotFoundError(f"interpreter {id} not found")
         return _from_known_id(id)
+
+    def __del__(self) -> None:
+        self._decref()
+
+    # Module globals may be gone when this runs at teardown (gh-135729): keep our own.
+    def _decref(
+        self,
+        *,
+        _decref: Callable[[int], bool] = _core.decref,
+        _is_running: Callable[[int], bool] = _core.is_running,
+        _close: Callable[[int], None] = _core.close,
+    ) -> None:
+        if not getattr(self, "_ownsref", False):
+            return
+        self._ownsref = False
+        try:
+            if _decref(self._id) and not _is_running(self._id):
+                _close(self._id)
+        except Exception:
+            pass  # running, closed meanwhile, or closed at exit instead
 
     def __reduce__(self) -> tuple[Any, tuple[int]]:
         return (Interpreter, (self._id,))
@@ -101,7 +129,8 @@ class Interpreter:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.close()
+        if _core.exists(self._id):
+            self.close()
 
     @property
     def id(self) -> int:
@@ -119,9 +148,10 @@ class Interpreter:
     def whence(self) -> str:
         """Where the interpreter came from.
 
-        ``"runtime init"`` for the main interpreter, ``"interpreters_aio"``
-        for those made by :func:`create`, and for others what the standard
-        library says (``"unknown"`` if it cannot tell).
+        As in 3.14: ``"runtime init"`` for the main interpreter,
+        ``"_interpreters module"`` for those made by :func:`create`, and for
+        others what the standard library says (``"unknown"`` if it cannot
+        tell, as on 3.12).
         """
         if self._id == _core.main_id():
             return _WHENCE_MAIN
@@ -142,14 +172,20 @@ class Interpreter:
     def close(self) -> None:
         """Finalize and destroy the interpreter.
 
-        Closing an interpreter that is already closed does nothing. Threads
-        started with ``threading`` inside it are joined first.
+        Callbacks registered with ``threading._register_atexit`` inside it
+        run first (so a ``ThreadPoolExecutor`` never shut down stops its
+        workers), then threads started with ``threading`` are joined, as
+        CPython does at exit.
 
         Raises:
+            InterpreterNotFoundError: it was already closed.
             InterpreterError: it is running code, it is the main or the
                 current interpreter, a thread is still inside it, or it was
                 not created by this package.
         """
+        if not _core.exists(self._id):
+            _core.close(self._id)  # forgets one destroyed behind our back; else does nothing
+            raise InterpreterNotFoundError(f"interpreter {self._id} not found (it was closed)")
         _core.close(self._id)
 
     destroy = close  # PEP 554's name.
@@ -161,6 +197,7 @@ class Interpreter:
         otherwise by pickle.
 
         Raises:
+            ValueError: nothing to bind (as in 3.14).
             TypeError: a name is not a str.
             NotShareableError: a value cannot be sent (the message says why).
             InterpreterError: the interpreter is running code elsewhere.
@@ -171,7 +208,7 @@ class Interpreter:
             values.update(ns)
         values.update(kwargs)
         if not values:
-            return
+            raise ValueError("prepare_main() needs a non-empty dict or keyword arguments")
         for name in values:
             if not isinstance(name, str):
                 raise TypeError(f"names in __main__ must be str, not {type(name).__name__}")
@@ -179,22 +216,43 @@ class Interpreter:
         if excinfo is not None:
             raise ExecutionFailed._from_raw(excinfo)
 
-    def exec(self, code: str, /) -> None:
-        """Run source code in the interpreter's ``__main__``, in the current thread.
+    def exec(self, code: str | bytes | types.CodeType | Callable[[], object], /) -> None:
+        """Run code in the interpreter's ``__main__``, in the current thread.
 
-        The interpreter's state persists between calls, as in a REPL. Source
-        that is indented as a whole (e.g. a triple-quoted block) is dedented.
+        ``code`` is source (a str, or UTF-8 bytes), a code object, or a
+        function that takes no arguments and uses no enclosing variables,
+        whose body runs with ``__main__`` as its globals (its own variables
+        stay local), as in 3.14. The interpreter's state persists between
+        calls, as in a REPL. Source that is indented as a whole (e.g. a
+        triple-quoted block) is dedented.
 
         Raises:
-            TypeError: ``code`` is not a str.
+            TypeError: ``code`` is none of those.
+            ValueError: the function or code object takes arguments or uses
+                variables of an enclosing function.
             ExecutionFailed: the code raised; ``excinfo`` describes the error.
             InterpreterError: the interpreter is already running code.
             InterpreterNotFoundError: the interpreter was closed.
         """
+        if isinstance(code, types.FunctionType):
+            code = code.__code__
+        if isinstance(code, types.CodeType):
+            if code.co_argcount or code.co_kwonlyargcount or code.co_flags & _CO_VARARGS:
+                raise ValueError("exec() cannot run code that takes arguments")
+            if code.co_freevars:
+                raise ValueError(
+                    "exec() cannot run code that uses variables of an enclosing function"
+                )
+            excinfo = _core.exec(self._id, code)
+            if excinfo is not None:
+                raise ExecutionFailed._from_raw(excinfo)
+            return
+        if isinstance(code, bytes):
+            code = code.decode("utf-8")
         if not isinstance(code, str):
             raise TypeError(
-                f"exec() expects source code as a str, not {type(code).__name__}; "
-                "to run a function, use call()"
+                f"exec() expects source code (str), a code object or a function, "
+                f"not {type(code).__name__}"
             )
         if code[:1].isspace():
             code = textwrap.dedent(code)
@@ -207,9 +265,13 @@ class Interpreter:
 
         Returns the result, copied back. The function, its arguments and its
         result cross natively where possible and by pickle otherwise; a
-        function defined in ``__main__``, a lambda or a nested function is
+        lambda, a nested function, or a function defined in ``__main__`` is
         sent by its code and runs with the interpreter's ``__main__`` as
-        globals (it must not use variables of an enclosing function).
+        globals (it must not use variables of an enclosing function), except
+        that a function of the main script that uses the script's globals runs
+        with those of the script re-run there as a hidden module, as in 3.14.
+        The call runs as if from the top level of ``__main__``, so
+        ``call(eval, "x")``, ``call(exec, ...)`` and ``call(dir)`` work there.
 
         Raises:
             NotShareableError: the function, an argument or the result cannot

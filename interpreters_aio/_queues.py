@@ -148,7 +148,7 @@ class Queue(_handles.HandleObject):
 
     @property
     def maxsize(self) -> int:
-        """The most items it holds (0: unbounded)."""
+        """The most items it holds (0: unbounded, also when created with a negative size)."""
         return _core.queue_info(self)[1]
 
     @property
@@ -249,6 +249,9 @@ class Queue(_handles.HandleObject):
 
 
 _handles.register(_handles.KIND_QUEUE, Queue)
+# The core raises these classes; registering them here (not in __init__)
+# keeps it raising the current ones after importlib.reload() of this module.
+_core._register_error_classes({cls.__name__: cls for cls in (QueueEmpty, QueueFull, QueueClosed)})
 
 
 def create_queue(
@@ -256,17 +259,15 @@ def create_queue(
 ) -> Queue:
     """Create a queue shared by all interpreters.
 
-    ``maxsize`` bounds it (0: unbounded). ``unbounditems`` is the default of
+    ``maxsize`` bounds it (0 or negative: unbounded, as in 3.14). ``unbounditems`` is the default of
     ``put(unbounditems=...)``. With ``strict``, objects that are not natively
     shareable are refused instead of pickled.
 
     Raises:
-        ValueError: negative ``maxsize`` or unknown ``unbounditems``.
+        ValueError: unknown ``unbounditems``.
     """
     if not isinstance(maxsize, int) or isinstance(maxsize, bool):
         raise TypeError(f"maxsize must be an int, not {type(maxsize).__name__}")
-    if maxsize < 0:
-        raise ValueError("maxsize must be >= 0")
     made = _core.queue_create(Queue, maxsize, _unbound_op(unbounditems), strict)
     return _handles.adopt(_handles.KIND_QUEUE, made)
 

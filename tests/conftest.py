@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -35,7 +36,8 @@ def interp() -> Iterator[interpreters.Interpreter]:
     try:
         yield it
     finally:
-        it.close()
+        with contextlib.suppress(interpreters.InterpreterNotFoundError):
+            it.close()  # unless the test closed it
 
 
 @pytest.fixture

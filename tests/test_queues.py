@@ -85,8 +85,6 @@ def test_negative_timeout_is_rejected(bad):
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError):
-        interpreters.create_queue(-1)
     with pytest.raises(TypeError):
         interpreters.create_queue("3")
     with pytest.raises(ValueError, match="unbounditems"):

@@ -185,9 +185,11 @@ def test_prepare_main_rejects_non_str_names(interp):
         interp.prepare_main({1: "x"})
 
 
-def test_prepare_main_with_nothing_is_a_no_op(interp):
-    interp.prepare_main()
-    interp.prepare_main({})
+def test_prepare_main_with_nothing_raises_as_in_3_14(interp):
+    with pytest.raises(ValueError):
+        interp.prepare_main()
+    with pytest.raises(ValueError):
+        interp.prepare_main({})
 
 
 def test_call_in_thread_runs_in_parallel_thread(interp):

@@ -76,6 +76,9 @@ struct Record {
     activity: Activity,
     cached: Vec<CachedThreadState>,
     entered: bool,
+    /// `Interpreter` objects standing for it, in every interpreter (3.14's
+    /// reference count: the last one to go closes it).
+    refs: usize,
 }
 
 /// What a caller needs to enter an interpreter it was allowed to run.
@@ -123,7 +126,8 @@ impl InterpreterTable {
 
     /// Records a freshly created interpreter and the thread state parked for its lifetime.
     pub fn register(&self, id: i64, interp: Handle, parked: Handle) {
-        let record = Record { interp, parked, activity: Activity::Idle, cached: Vec::new(), entered: false };
+        let record =
+            Record { interp, parked, activity: Activity::Idle, cached: Vec::new(), entered: false, refs: 0 };
         self.lock().insert(id, record);
     }
 
@@ -254,6 +258,31 @@ impl InterpreterTable {
         self.became_idle.notify_all();
     }
 
+    /// One more `Interpreter` object stands for `id`; false if there is no such record.
+    pub fn incref(&self, id: i64) -> bool {
+        match self.lock().get_mut(&id) {
+            Some(record) => {
+                record.refs += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// One `Interpreter` object for `id` went away; returns how many are left
+    /// (`None` if there is no such record).
+    pub fn decref(&self, id: i64) -> Option<usize> {
+        let mut records = self.lock();
+        let record = records.get_mut(&id)?;
+        record.refs = record.refs.saturating_sub(1);
+        Some(record.refs)
+    }
+
+    /// Whether `id` is being closed right now.
+    pub fn is_closing(&self, id: i64) -> bool {
+        matches!(self.lock().get(&id).map(|r| r.activity), Some(Activity::Closing))
+    }
+
     /// Forgets an interpreter that was closed (or destroyed behind our back).
     pub fn finish_close(&self, id: i64) {
         self.lock().remove(&id);
@@ -270,6 +299,21 @@ mod tests {
         let table = InterpreterTable::new();
         table.register(id, 0x1000, 0x2000);
         table
+    }
+
+    #[test]
+    fn references_count_down_to_zero() {
+        let table = table_with(3);
+        assert!(table.incref(3));
+        assert!(table.incref(3));
+        assert_eq!(table.decref(3), Some(1));
+        assert_eq!(table.decref(3), Some(0));
+        assert_eq!(table.decref(3), Some(0));
+        assert!(!table.incref(4));
+        assert_eq!(table.decref(4), None);
+        assert!(!table.is_closing(3));
+        table.begin_close(3).unwrap();
+        assert!(table.is_closing(3));
     }
 
     #[test]

@@ -30,4 +30,4 @@ pub mod sys;
 pub mod value;
 
 pub use interpreters::{CloseTicket, Handle, InterpreterTable, RunTicket, TableError};
-pub use value::{Seq, Shared, ShippedFunction, Value, MAX_DEPTH};
+pub use value::{Seq, Shared, SharedView, ShippedFunction, Value, MAX_DEPTH};

@@ -46,6 +46,10 @@ pub enum Value {
     Channel(Shared<crate::channel::Channel>, crate::channel::End),
     /// Shared memory: sending one sends a reference, never the bytes.
     Buffer(Shared<crate::shared::SharedBytes>),
+    /// A `memoryview`: the bytes it shows (shared when it views a shared
+    /// buffer, else a copy), rebuilt as a memoryview of the same format,
+    /// shape and writability.
+    MemoryView(Box<SharedView>),
     /// An object that is not natively shareable, as a pickle.
     Pickled(Box<[u8]>),
     /// A module-level function (or builtin) sent by name: the receiver
@@ -81,6 +85,18 @@ impl<T> PartialEq for Shared<T> {
     }
 }
 
+/// A `memoryview` as it crosses: `len` bytes at `offset` in `bytes`, C-contiguous.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedView {
+    pub bytes: Shared<crate::shared::SharedBytes>,
+    pub offset: usize,
+    pub len: usize,
+    /// The struct format of one item (`"B"`, `"d"`, ...).
+    pub format: Box<str>,
+    pub shape: Box<[usize]>,
+    pub readonly: bool,
+}
+
 /// Which sequence type a packed `Ints`/`Floats` value rebuilds as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Seq {
@@ -99,6 +115,12 @@ pub struct ShippedFunction {
     pub defaults: Value,
     /// Keyword-only defaults (a `Dict`) or `None`.
     pub kwdefaults: Value,
+    /// For a function of the main interpreter's `__main__` script that uses
+    /// its globals: the script's path. The receiver runs the script once as a
+    /// hidden module and gives the function that module's globals, as 3.14
+    /// does when it unpickles such a function. `None`: the receiver's
+    /// `__main__` is the globals.
+    pub script: Option<Box<str>>,
 }
 
 impl Value {
@@ -134,6 +156,7 @@ impl Value {
                     + f.qualname.len()
                     + f.defaults.heap_size()
                     + f.kwdefaults.heap_size()
+                    + f.script.as_ref().map_or(0, |s| s.len())
             }
             _ => own,
         }

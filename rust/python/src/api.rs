@@ -28,7 +28,7 @@ macro_rules! method {
     };
 }
 
-pub static mut METHODS: [PyMethodDef; 42] = [
+pub static mut METHODS: [PyMethodDef; 44] = [
     method!(
         c"_register_errors",
         register_errors,
@@ -42,6 +42,12 @@ pub static mut METHODS: [PyMethodDef; 42] = [
     method!(c"main_id", main_id, c"main_id() -> id"),
     method!(c"exists", exists, c"exists(id) -> bool"),
     method!(c"is_ours", is_ours, c"is_ours(id) -> bool"),
+    method!(c"incref", incref, c"incref(id) -> bool: an Interpreter object now stands for id (ours only)"),
+    method!(
+        c"decref",
+        decref,
+        c"decref(id) -> bool: an Interpreter object for id went away; true if it was the last and id may be closed now"
+    ),
     method!(c"is_running", is_running, c"is_running(id) -> bool"),
     method!(c"exec", exec, c"exec(id, source) -> None or excinfo tuple"),
     method!(c"call", call, c"call(id, callable, args, kwargs) -> (True, result) or (False, excinfo)"),
@@ -57,7 +63,7 @@ pub static mut METHODS: [PyMethodDef; 42] = [
     method!(
         c"_register_error_classes",
         register_error_classes,
-        c"_register_error_classes(dict of name -> class)"
+        c"_register_error_classes(dict of name -> class): add to (or replace in) the classes the core raises"
     ),
     method!(
         c"queue_create",
@@ -349,6 +355,23 @@ unsafe extern "C" fn is_ours(_module: *mut PyObject, args: Args, nargs: Py_ssize
     unsafe { id_query(args, nargs, "is_ours", |id| interp::TABLE.contains(id)) }
 }
 
+unsafe extern "C" fn incref(_module: *mut PyObject, args: Args, nargs: Py_ssize_t) -> *mut PyObject {
+    // SAFETY: the GIL is held.
+    unsafe { id_query(args, nargs, "incref", |id| interp::TABLE.incref(id)) }
+}
+
+unsafe extern "C" fn decref(_module: *mut PyObject, args: Args, nargs: Py_ssize_t) -> *mut PyObject {
+    // SAFETY: the GIL is held; the current interpreter exists while we run in it.
+    unsafe {
+        let current = interp::current_id();
+        // Not from an interpreter that is itself being closed: its teardown
+        // drops its objects, and closing others from inside it is not ours to do.
+        id_query(args, nargs, "decref", |id| {
+            interp::TABLE.decref(id) == Some(0) && !interp::TABLE.is_closing(current)
+        })
+    }
+}
+
 unsafe extern "C" fn is_running(module: *mut PyObject, args: Args, nargs: Py_ssize_t) -> *mut PyObject {
     // SAFETY: CPython passes `nargs` valid arguments under the GIL.
     unsafe {
@@ -379,6 +402,16 @@ unsafe extern "C" fn exec(module: *mut PyObject, args: Args, nargs: Py_ssize_t) 
             return std::ptr::null_mut();
         };
         let source = *args.add(1);
+        if PyCode_Check(source) != 0 {
+            let Some(marshalled) = Owned::from_new(PyMarshal_WriteObjectToString(source, 4)) else {
+                return std::ptr::null_mut();
+            };
+            let data = PyBytes_AsString(marshalled.as_ptr()).cast::<u8>();
+            let len = PyBytes_Size(marshalled.as_ptr()) as usize;
+            let bytes = std::slice::from_raw_parts(data, len).to_vec();
+            drop(marshalled);
+            return none_or_excinfo(module, run::exec_code(id, &bytes));
+        }
         if PyUnicode_Check(source) == 0 {
             let msg = format!("exec() expects source code as a str, not {}", py::type_name(source));
             return py::raise(PyExc_TypeError, &msg).into_null();
@@ -534,9 +567,19 @@ unsafe extern "C" fn register_error_classes(
         if PyDict_Check(*args) == 0 {
             return py::raise(PyExc_TypeError, "_register_error_classes() takes a dict").into_null();
         }
+        // Each module registers its own classes; a later registration of a
+        // name (after importlib.reload) replaces the earlier class.
         let st = state(module);
-        let old = std::mem::replace(&mut st.errors, Py_NewRef(*args));
-        Py_XDECREF(old);
+        if st.errors.is_null() {
+            let fresh = PyDict_New();
+            if fresh.is_null() {
+                return std::ptr::null_mut();
+            }
+            st.errors = fresh;
+        }
+        if PyDict_Update(st.errors, *args) < 0 {
+            return std::ptr::null_mut();
+        }
         py::none()
     }
 }

@@ -6,7 +6,7 @@
 
 use std::ffi::c_char;
 
-use interpreters_aio_core::{Seq, ShippedFunction, Value};
+use interpreters_aio_core::{Seq, SharedView, ShippedFunction, Value};
 use pyo3_ffi::*;
 
 use crate::py::{self, Owned, PyResult, Raised};
@@ -113,6 +113,7 @@ impl Decoder {
                     let cls = crate::module::state(module.as_ptr()).buffer_type;
                     py::check(crate::handles::new_buffer(cls.cast(), std::sync::Arc::clone(&bytes.0)))
                 }
+                Value::MemoryView(view) => rebuild_memoryview(view),
                 Value::Global { module, qualname } => {
                     let name = std::ffi::CString::new(module.as_bytes())
                         .map_err(|_| py::raise(PyExc_ValueError, "corrupt module name"))?;
@@ -157,7 +158,10 @@ impl Decoder {
             if PyCode_Check(code.as_ptr()) == 0 {
                 return Err(py::raise(PyExc_TypeError, "shipped function payload is not a code object"));
             }
-            let main = main_dict()?;
+            let main = match &func.script {
+                Some(path) => hidden_main(path)?,
+                None => main_dict()?,
+            };
             let qualname = py::check(py::new_str(&func.qualname))?;
             let function =
                 py::check(PyFunction_NewWithQualName(code.as_ptr(), main.as_ptr(), qualname.as_ptr()))?;
@@ -195,6 +199,39 @@ unsafe fn rebuild_handle(kind: i64, id: u64) -> PyResult<Owned> {
     }
 }
 
+/// A memoryview over the shared bytes of `view`, with its format and shape.
+///
+/// # Safety
+/// The GIL is held.
+unsafe fn rebuild_memoryview(view: &SharedView) -> PyResult<Owned> {
+    // SAFETY: the GIL is held; every reference made here is owned.
+    unsafe {
+        let module = py::module(c"interpreters_aio._core")?;
+        let cls = crate::module::state(module.as_ptr()).buffer_type;
+        let buffer = py::check(crate::handles::new_buffer(cls.cast(), std::sync::Arc::clone(&view.bytes.0)))?;
+        let mut mv = py::check(PyMemoryView_FromObject(buffer.as_ptr()))?;
+        if view.offset != 0 || view.len != view.bytes.0.len() {
+            let end = (view.offset + view.len) as Py_ssize_t;
+            mv = py::check(PySequence_GetSlice(mv.as_ptr(), view.offset as Py_ssize_t, end))?;
+        }
+        if &*view.format != "B" || view.shape.len() != 1 {
+            let cast = py::getattr(mv.as_ptr(), c"cast")?;
+            let format = py::check(py::new_str(&view.format))?;
+            let shape = py::check(PyList_New(view.shape.len() as Py_ssize_t))?;
+            for (i, &n) in view.shape.iter().enumerate() {
+                PyList_SET_ITEM(shape.as_ptr(), i as Py_ssize_t, py::check(PyLong_FromSize_t(n))?.into_ptr());
+            }
+            let argv = [format.as_ptr(), shape.as_ptr()];
+            mv = py::check(PyObject_Vectorcall(cast.as_ptr(), argv.as_ptr(), 2, std::ptr::null_mut()))?;
+        }
+        if view.readonly {
+            let toreadonly = py::getattr(mv.as_ptr(), c"toreadonly")?;
+            mv = py::check(PyObject_CallNoArgs(toreadonly.as_ptr()))?;
+        }
+        Ok(mv)
+    }
+}
+
 /// A new list or tuple of `len` items made by `make` (each a new reference).
 ///
 /// # Safety
@@ -218,6 +255,73 @@ unsafe fn fill_sequence(seq: Seq, len: usize, make: impl Fn(usize) -> *mut PyObj
             }
         }
         Ok(out)
+    }
+}
+
+/// Runs the main interpreter's script `path` as the module `<fake __main__>`
+/// (so its `if __name__ == "__main__":` block does not run) and returns its
+/// globals: 3.14's answer to unpickling a function of `__main__` in another
+/// interpreter, whose own `__main__` stays untouched. Once per script and
+/// interpreter: the module is kept in the interpreter's state dict, so its
+/// globals keep their values between calls.
+const HIDDEN_MAIN: &std::ffi::CStr = cr#"
+import types as _types
+_module = _types.ModuleType("<fake __main__>")
+_module.__file__ = path
+with open(path, "rb") as _f:
+    _code = compile(_f.read(), path, "exec")
+exec(_code, _module.__dict__)
+result = _module.__dict__
+"#;
+
+/// # Safety
+/// The GIL is held.
+unsafe fn hidden_main(path: &str) -> PyResult<Owned> {
+    // SAFETY: the GIL is held; the state dict and the cache borrow, the rest
+    // is owned.
+    unsafe {
+        let key = py::check(py::new_str(path))?;
+        let state = PyInterpreterState_GetDict(PyInterpreterState_Get());
+        let mut cache = std::ptr::null_mut();
+        if !state.is_null() {
+            cache = PyDict_GetItemString(state, c"interpreters_aio.hidden_main".as_ptr());
+            if cache.is_null() {
+                let fresh = py::check(PyDict_New())?;
+                if PyDict_SetItemString(state, c"interpreters_aio.hidden_main".as_ptr(), fresh.as_ptr()) < 0 {
+                    return Err(Raised);
+                }
+                cache = fresh.as_ptr(); // now owned by `state`
+            }
+            let hit = PyDict_GetItemWithError(cache, key.as_ptr());
+            if !hit.is_null() {
+                return Ok(Owned::from_borrowed(hit));
+            }
+            if !PyErr_Occurred().is_null() {
+                return Err(Raised);
+            }
+        }
+        let ns = py::check(PyDict_New())?;
+        if PyDict_SetItemString(ns.as_ptr(), c"__builtins__".as_ptr(), PyEval_GetBuiltins()) < 0
+            || PyDict_SetItemString(ns.as_ptr(), c"path".as_ptr(), key.as_ptr()) < 0
+        {
+            return Err(Raised);
+        }
+        py::check(PyRun_StringFlags(
+            HIDDEN_MAIN.as_ptr(),
+            Py_file_input,
+            ns.as_ptr(),
+            ns.as_ptr(),
+            std::ptr::null_mut(),
+        ))?;
+        let result = PyDict_GetItemString(ns.as_ptr(), c"result".as_ptr());
+        if result.is_null() {
+            return Err(py::raise(PyExc_SystemError, "running the __main__ script gave no module"));
+        }
+        let globals = Owned::from_borrowed(result);
+        if !cache.is_null() && PyDict_SetItem(cache, key.as_ptr(), globals.as_ptr()) < 0 {
+            return Err(Raised);
+        }
+        Ok(globals)
     }
 }
 

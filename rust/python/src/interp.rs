@@ -452,6 +452,12 @@ unsafe fn run_private(src: &std::ffi::CStr) {
 
 /// Joins threads started with `threading` inside the interpreter, and checks
 /// that no other thread state is left (Py_EndInterpreter aborts otherwise).
+///
+/// First it runs the callbacks registered with `threading._register_atexit`,
+/// newest first, as `threading._shutdown()` does before its joins: that is
+/// how a `ThreadPoolExecutor` nobody shut down tells its workers to stop.
+/// Each runs once (the list is emptied), so the `_shutdown()` that
+/// `Py_EndInterpreter` makes afterwards does not run them again.
 unsafe fn join_other_threads(parked: *mut PyThreadState) -> Result<(), String> {
     // SAFETY: the parked state is current; the code runs in a private namespace.
     unsafe {
@@ -460,6 +466,15 @@ unsafe fn join_other_threads(parked: *mut PyThreadState) -> Result<(), String> {
         }
         let src = cr#"
 import threading as _t
+_callbacks = getattr(_t, "_threading_atexits", None)
+if _callbacks:
+    _t._SHUTTING_DOWN = True
+    while _callbacks:
+        try:
+            _callbacks.pop()()
+        except BaseException:
+            import traceback as _tb
+            _tb.print_exc()
 for _th in _t.enumerate():
     if _th is not _t.main_thread() and not isinstance(_th, _t._DummyThread) and _th.is_alive():
         _th.join()

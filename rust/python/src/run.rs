@@ -71,6 +71,35 @@ pub unsafe fn exec(id: i64, source: &str) -> Result<Outcome, InterpError> {
     }
 }
 
+/// Executes a code object (its `marshal` serialization) in the target's
+/// `__main__`, as `exec(code, main.__dict__)` there would.
+///
+/// # Safety
+/// The caller holds its interpreter's GIL.
+pub unsafe fn exec_code(id: i64, marshalled: &[u8]) -> Result<Outcome, InterpError> {
+    // SAFETY: the closure runs inside the target, under its GIL.
+    unsafe {
+        run_in(id, || {
+            let ran = (|| -> PyResult<()> {
+                let code = py::check(PyMarshal_ReadObjectFromString(
+                    marshalled.as_ptr().cast(),
+                    marshalled.len() as Py_ssize_t,
+                ))?;
+                if PyCode_Check(code.as_ptr()) == 0 {
+                    return Err(py::raise(PyExc_TypeError, "exec() payload is not a code object"));
+                }
+                let globals = main_dict()?;
+                py::check(PyEval_EvalCode(code.as_ptr(), globals.as_ptr(), globals.as_ptr()))?;
+                Ok(())
+            })();
+            match ran {
+                Ok(()) => Outcome::Returned(Value::None),
+                Err(_) => Outcome::Failed(snapshot()),
+            }
+        })
+    }
+}
+
 /// How many compiled sources each interpreter keeps; the cache is emptied
 /// when full (cheap, and repeated snippets refill it at once).
 const EXEC_CACHE_SIZE: Py_ssize_t = 256;
@@ -156,10 +185,9 @@ pub unsafe fn call(
                 Ok(objs) => objs,
                 Err(_) => return rebuild_failed(),
             };
-            let k = k.as_ref().map_or(std::ptr::null_mut(), Owned::as_ptr);
-            match Owned::from_new(PyObject_Call(f.as_ptr(), a.as_ptr(), k)) {
-                None => Outcome::Failed(snapshot()),
-                Some(result) => match to_value(result.as_ptr(), Fallback::Pickle) {
+            match call_in_main(&f, &a, k.as_ref()) {
+                Err(_) => Outcome::Failed(snapshot()),
+                Ok(result) => match to_value(result.as_ptr(), Fallback::Pickle) {
                     Ok(value) => Outcome::Returned(value),
                     Err(ConvertError::NotShareable(why)) => {
                         Outcome::NotShareable(format!("the call's result cannot be sent back: {why}"))
@@ -170,6 +198,136 @@ pub unsafe fn call(
         })
     };
     outcome.map(Ok)
+}
+
+/// The call stub's source: a call of three constants, swapped for the
+/// callable, its args tuple and its kwargs dict on each call. (The callee is
+/// a conditional expression because a plain constant callee makes the
+/// compiler warn "'str' object is not callable".)
+const CALL_STUB: &std::ffi::CStr =
+    c"('interpreters_aio:f' if 1 else 0)(*'interpreters_aio:a', **'interpreters_aio:k')";
+const STUB_FILE: &std::ffi::CStr = c"<interpreters_aio call>";
+
+/// Calls `f(*a, **k)` from module-level code running in `__main__`'s
+/// namespace (globals and locals), as 3.14 does: builtins that need a calling
+/// frame (`eval`, `exec`, `dir`, `vars`, `globals`, `locals`) then work on the
+/// target's `__main__`, as they would at its top level.
+///
+/// The stub is compiled once per interpreter and kept in the interpreter's
+/// state dict; each call makes a copy whose constants are the call's objects
+/// (`code.replace(co_consts=...)`, 1-2 µs). The stub's own frame is removed
+/// from the traceback of an exception.
+///
+/// # Safety
+/// The current interpreter's GIL is held; `a` is a tuple and `k` a dict.
+unsafe fn call_in_main(f: &Owned, a: &Owned, k: Option<&Owned>) -> PyResult<Owned> {
+    // SAFETY: the GIL is held; every reference made here is owned or borrowed
+    // from an object that outlives its use.
+    unsafe {
+        let template = call_template()?;
+        let consts = py::getattr(template.as_ptr(), c"co_consts")?;
+        if PyTuple_Check(consts.as_ptr()) == 0 {
+            return Err(py::raise(PyExc_SystemError, "call stub has no constants tuple"));
+        }
+        let kwargs = match k {
+            Some(k) => Owned::from_borrowed(k.as_ptr()),
+            None => py::check(PyDict_New())?,
+        };
+        let n = PyTuple_GET_SIZE(consts.as_ptr());
+        let swapped = py::check(PyTuple_New(n))?;
+        let mut found = 0;
+        for i in 0..n {
+            let item = PyTuple_GET_ITEM(consts.as_ptr(), i);
+            let mut replacement = item;
+            if PyUnicode_CheckExact(item) != 0 {
+                for (sentinel, obj) in [
+                    (c"interpreters_aio:f", f.as_ptr()),
+                    (c"interpreters_aio:a", a.as_ptr()),
+                    (c"interpreters_aio:k", kwargs.as_ptr()),
+                ] {
+                    if PyUnicode_CompareWithASCIIString(item, sentinel.as_ptr()) == 0 {
+                        replacement = obj;
+                        found += 1;
+                    }
+                }
+            }
+            PyTuple_SET_ITEM(swapped.as_ptr(), i, Py_NewRef(replacement));
+        }
+        if found != 3 {
+            return Err(py::raise(PyExc_SystemError, "call stub constants not found"));
+        }
+        let replace = py::getattr(template.as_ptr(), c"replace")?;
+        let options = py::check(PyDict_New())?;
+        if PyDict_SetItemString(options.as_ptr(), c"co_consts".as_ptr(), swapped.as_ptr()) < 0 {
+            return Err(py::Raised);
+        }
+        let no_args = py::check(PyTuple_New(0))?;
+        let stub = py::check(PyObject_Call(replace.as_ptr(), no_args.as_ptr(), options.as_ptr()))?;
+        let globals = main_dict()?;
+        let result = Owned::from_new(PyEval_EvalCode(stub.as_ptr(), globals.as_ptr(), globals.as_ptr()));
+        if result.is_none() {
+            drop_stub_frame();
+        }
+        result.ok_or(py::Raised)
+    }
+}
+
+/// The call stub's code object for the current interpreter, compiled once.
+///
+/// # Safety
+/// The current interpreter's GIL is held.
+unsafe fn call_template() -> PyResult<Owned> {
+    // SAFETY: the GIL is held; the state dict borrows, the rest is owned.
+    unsafe {
+        let compile = || py::check(Py_CompileString(CALL_STUB.as_ptr(), STUB_FILE.as_ptr(), Py_eval_input));
+        let state = PyInterpreterState_GetDict(PyInterpreterState_Get());
+        if state.is_null() {
+            return compile();
+        }
+        let key = c"interpreters_aio.call_stub";
+        let hit = PyDict_GetItemString(state, key.as_ptr());
+        if !hit.is_null() {
+            return Ok(Owned::from_borrowed(hit));
+        }
+        let code = compile()?;
+        if PyDict_SetItemString(state, key.as_ptr(), code.as_ptr()) < 0 {
+            PyErr_Clear(); // caching is an optimization
+        }
+        Ok(code)
+    }
+}
+
+/// Removes the call stub's frame, the first entry, from the traceback of
+/// the pending exception, so the remote traceback starts at the callable.
+///
+/// # Safety
+/// The GIL is held and an exception is set.
+unsafe fn drop_stub_frame() {
+    // SAFETY: the GIL is held; references are owned and released here, and
+    // the exception is set again before returning.
+    unsafe {
+        let Some(exc) = py::take_exception() else { return };
+        if let Some(tb) = Owned::from_new(PyException_GetTraceback(exc.as_ptr())) {
+            let is_stub = py::getattr(tb.as_ptr(), c"tb_frame")
+                .and_then(|frame| py::getattr(frame.as_ptr(), c"f_code"))
+                .and_then(|code| py::getattr(code.as_ptr(), c"co_filename"))
+                .map(|name| {
+                    PyUnicode_Check(name.as_ptr()) != 0
+                        && PyUnicode_CompareWithASCIIString(name.as_ptr(), STUB_FILE.as_ptr()) == 0
+                });
+            match is_stub {
+                Ok(true) => match py::getattr(tb.as_ptr(), c"tb_next") {
+                    Ok(next) => {
+                        PyException_SetTraceback(exc.as_ptr(), next.as_ptr());
+                    }
+                    Err(_) => PyErr_Clear(),
+                },
+                Ok(false) => {}
+                Err(_) => PyErr_Clear(),
+            }
+        }
+        PyErr_SetRaisedException(exc.into_ptr());
+    }
 }
 
 /// Binds the items of `ns` (a dict of str keys) in the target's `__main__`.

@@ -10,7 +10,7 @@
 
 use std::ffi::c_char;
 
-use interpreters_aio_core::{Seq, Shared, ShippedFunction, Value, MAX_DEPTH};
+use interpreters_aio_core::{Seq, Shared, SharedView, ShippedFunction, Value, MAX_DEPTH};
 use pyo3_ffi::*;
 
 use crate::py::{self, Owned, PyResult, Raised};
@@ -160,6 +160,8 @@ impl Encoder {
                 });
             } else if let Some(bytes) = crate::handles::buffer_of(obj) {
                 out.push(Value::Buffer(Shared(std::sync::Arc::clone(bytes))));
+            } else if ty == &raw mut PyMemoryView_Type {
+                out.push(encode_memoryview(obj)?);
             } else {
                 if ty == &raw mut PyFunction_Type {
                     if let Some(shipped) = self.ship_function(obj)? {
@@ -337,12 +339,14 @@ impl Encoder {
             let defaults = if defaults.is_null() { Value::None } else { self.encode(defaults)? };
             let kwdefaults = PyFunction_GetKwDefaults(func);
             let kwdefaults = if kwdefaults.is_null() { Value::None } else { self.encode(kwdefaults)? };
+            let script = if in_main && !by_name_impossible { main_script(func)? } else { None };
             Ok(Some(Value::Function(Box::new(ShippedFunction {
                 code: code_bytes,
                 name,
                 qualname: qualname_text.into(),
                 defaults,
                 kwdefaults,
+                script,
             }))))
         }
     }
@@ -381,6 +385,68 @@ impl Encoder {
             let len = PyBytes_Size(pickled.as_ptr()) as usize;
             Ok(Value::Pickled(std::slice::from_raw_parts(data, len).into()))
         }
+    }
+}
+
+/// The path of the `__main__` script that defined `func`, if `func` is a
+/// top-level function of it that uses the script's globals: 3.14 pickles such
+/// a function by name and the receiver finds it by running the script as a
+/// hidden module. A function that uses none (only builtins) runs in the
+/// receiver's `__main__`, as 3.14 runs "stateless" functions.
+///
+/// # Safety
+/// The GIL is held and `func` is an exact function of `__main__`.
+unsafe fn main_script(func: *mut PyObject) -> Step<Option<Box<str>>> {
+    // SAFETY: the GIL is held; the accessors borrow from `func`.
+    unsafe {
+        let globals = PyFunction_GetGlobals(func);
+        if globals.is_null() || PyDict_Check(globals) == 0 {
+            return Ok(None);
+        }
+        let file = PyDict_GetItemString(globals, c"__file__".as_ptr());
+        if file.is_null() || PyUnicode_Check(file) == 0 {
+            return Ok(None);
+        }
+        if !uses_globals(PyFunction_GetCode(func), globals, 0)? {
+            return Ok(None);
+        }
+        Ok(Some(py::str_utf8(file)?.into()))
+    }
+}
+
+/// Whether code (or code nested in it) names a key of `globals`. Names in
+/// `co_names` include attribute names, so this may say yes for a function
+/// that only reads an attribute named like a global: it then runs with the
+/// script's globals, which is right for it too.
+///
+/// # Safety
+/// The GIL is held; `code` is a code object and `globals` a dict.
+unsafe fn uses_globals(code: *mut PyObject, globals: *mut PyObject, depth: usize) -> PyResult<bool> {
+    // SAFETY: the GIL is held; the tuples are owned, their items borrowed.
+    unsafe {
+        if depth > MAX_DEPTH {
+            return Ok(true);
+        }
+        let names = py::getattr(code, c"co_names")?;
+        if PyTuple_Check(names.as_ptr()) != 0 {
+            for i in 0..PyTuple_GET_SIZE(names.as_ptr()) {
+                match PyDict_Contains(globals, PyTuple_GET_ITEM(names.as_ptr(), i)) {
+                    1 => return Ok(true),
+                    0 => {}
+                    _ => return Err(Raised),
+                }
+            }
+        }
+        let consts = py::getattr(code, c"co_consts")?;
+        if PyTuple_Check(consts.as_ptr()) != 0 {
+            for i in 0..PyTuple_GET_SIZE(consts.as_ptr()) {
+                let item = PyTuple_GET_ITEM(consts.as_ptr(), i);
+                if PyCode_Check(item) != 0 && uses_globals(item, globals, depth + 1)? {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
     }
 }
 
@@ -504,6 +570,70 @@ fn push_float(out: &mut Vec<Value>, value: f64) {
 #[inline(never)]
 fn push_none(out: &mut Vec<Value>) {
     push_in_place(out, || Value::None);
+}
+
+/// A memoryview, as 3.14 shares them: the receiver gets a memoryview of the
+/// same format, shape and writability. One of a `SharedBuffer` shares its
+/// memory; any other is copied (its exporter is an object of this
+/// interpreter, which must not be touched from another: DESIGN rule 1).
+///
+/// # Safety
+/// The GIL is held and `obj` is an exact memoryview.
+unsafe fn encode_memoryview(obj: *mut PyObject) -> Step<Value> {
+    // SAFETY: the view is filled by CPython and released before returning;
+    // its format and shape arrays live as long as the view.
+    unsafe {
+        let mut view: Py_buffer = std::mem::zeroed();
+        if PyObject_GetBuffer(obj, &mut view, PyBUF_FULL_RO) < 0 {
+            return Err(Failed); // e.g. a released memoryview: ValueError
+        }
+        let format = if view.format.is_null() {
+            "B".into()
+        } else {
+            std::ffi::CStr::from_ptr(view.format).to_string_lossy().into()
+        };
+        let ndim = view.ndim.max(0) as usize;
+        let shape: Box<[usize]> = if view.shape.is_null() {
+            Box::new([view.len as usize])
+        } else {
+            std::slice::from_raw_parts(view.shape, ndim).iter().map(|&n| n as usize).collect()
+        };
+        let len = view.len as usize;
+        let contiguous = PyBuffer_IsContiguous(&view, b'C' as c_char) != 0;
+        let shared = match Owned::from_new(PyObject_GetAttrString(obj, c"obj".as_ptr())) {
+            Some(base) => crate::handles::buffer_of(base.as_ptr()).map(std::sync::Arc::clone),
+            None => {
+                PyErr_Clear();
+                None
+            }
+        };
+        let placed = shared.and_then(|bytes| {
+            let start = bytes.as_mut_ptr() as usize;
+            let at = view.buf as usize;
+            (contiguous && at >= start && at - start + len <= bytes.len()).then(|| (bytes, at - start))
+        });
+        let (bytes, offset) = match placed {
+            Some(placed) => placed,
+            None => {
+                let copy = interpreters_aio_core::shared::SharedBytes::zeroed(len);
+                if PyBuffer_ToContiguous(copy.as_mut_ptr().cast(), &view, view.len, b'C' as c_char) < 0 {
+                    PyBuffer_Release(&mut view);
+                    return Err(Failed);
+                }
+                (copy, 0)
+            }
+        };
+        let readonly = view.readonly != 0;
+        PyBuffer_Release(&mut view);
+        Ok(Value::MemoryView(Box::new(SharedView {
+            bytes: Shared(bytes),
+            offset,
+            len,
+            format,
+            shape,
+            readonly,
+        })))
+    }
 }
 
 /// An int too big for 64 bits, as hex: linear to produce and parse, and
