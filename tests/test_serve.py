@@ -306,6 +306,12 @@ def test_cli_version_and_help():
         capture_output=True, text=True, timeout=60,
     )
     assert out.returncode == 0 and out.stdout.startswith("interpreters-aio ")
+    # the console script of the same name, installed beside this Python
+    script = Path(sys.executable).with_name("interpreters-aio")
+    assert script.exists()
+    out = subprocess.run([str(script), "serve", "--version"], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0 and out.stdout.startswith("interpreters-aio ")
     out = subprocess.run(
         [sys.executable, "-m", "interpreters_aio", "serve", "--help"],
         capture_output=True, text=True, timeout=60,
