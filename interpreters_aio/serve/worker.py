@@ -46,6 +46,21 @@ _REFUSED_HINT = (
 )
 
 
+class ListeningSocket(socket.socket):
+    """A listening socket the supervisor bound; ``listen()`` leaves its backlog alone.
+
+    asyncio's ``create_server(sock=..., backlog=n)`` calls ``sock.listen(n)``
+    and accepts up to ``n`` connections per wake-up. On the one socket all
+    workers share, the first worker to wake would take a whole burst (wrk's
+    64 connections, say) and keep them, leaving the others idle; so workers
+    ask asyncio for one accept per wake-up, and this class keeps that from
+    shrinking the kernel's accept queue, which the supervisor sized.
+    """
+
+    def listen(self, backlog: int = 0, /) -> None:
+        pass
+
+
 class StartupError(Exception):
     """The app cannot start in this worker; the message says why."""
 
@@ -200,7 +215,7 @@ class _Worker:
     def sockets(self) -> list[socket.socket]:
         # socket.socket(fileno=) asks the kernel for the family, so a TCP
         # socket stays AF_INET/AF_INET6 and asyncio sets TCP_NODELAY.
-        return [socket.socket(fileno=os.dup(fd)) for fd in self.fds]
+        return [ListeningSocket(fileno=os.dup(fd)) for fd in self.fds]
 
     async def run(self, ctl: Any) -> tuple[str, str]:
         app = _resolve(self.config)
@@ -277,7 +292,10 @@ class _Worker:
             timeout_graceful_shutdown=config.timeout_graceful_shutdown,
             limit_concurrency=config.limit_concurrency,
             limit_max_requests=config.limit_max_requests,
-            backlog=config.backlog,
+            # One accept per wake-up on a shared socket spreads connections
+            # across workers (see ListeningSocket); a socket of one's own
+            # (--reuse-port) can take bursts.
+            backlog=config.backlog if config.reuse_port else 1,
         )
         if "limit_max_requests_jitter" in inspect.signature(uvicorn.Config).parameters:
             options["limit_max_requests_jitter"] = 0
