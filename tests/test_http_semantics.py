@@ -360,17 +360,22 @@ async def test_shutdown_closes_idle_connections():
     writer.close()
 
 
-async def test_shutdown_serves_a_request_already_on_its_way():
-    # A connection accepted just before shutdown() has received nothing yet;
-    # its request must be answered (with Connection: close), not reset.
+class _Recording(HttpProtocol):
+    """Keeps each connection's protocol, so a test can call shutdown() on it."""
+
+    made: list[HttpProtocol]
+
+    def connection_made(self, transport):
+        self.made.append(self)
+        super().connection_made(transport)
+
+
+async def _shut_down_fresh_connection(grace: float, request: bytes) -> bytes:
+    """Connects, calls shutdown() before sending anything, sends `request`,
+    and returns what the server sent until it closed."""
     made: list[HttpProtocol] = []
-
-    class Recording(HttpProtocol):
-        def connection_made(self, transport):
-            made.append(self)
-            super().connection_made(transport)
-
-    async with serve(hello_app, http=Recording) as port:
+    protocol = type("Recording", (_Recording,), {"made": made, "shutdown_grace": grace})
+    async with serve(hello_app, http=protocol) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             for _ in range(500):
@@ -378,33 +383,20 @@ async def test_shutdown_serves_a_request_already_on_its_way():
                     break
                 await asyncio.sleep(0.01)
             made[0].shutdown()  # as uvicorn's Server.shutdown() does
-            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            data = await asyncio.wait_for(reader.read(), 10)
+            writer.write(request)
+            return await asyncio.wait_for(reader.read(), TIMEOUT)
         finally:
             writer.close()
+
+
+async def test_shutdown_serves_a_request_already_on_its_way():
+    # A connection accepted just before shutdown() has received nothing yet;
+    # its request must be answered (with Connection: close), not reset.
+    data = await _shut_down_fresh_connection(1.0, b"GET / HTTP/1.1\r\n" + H + b"\r\n")
     [(status, headers, _)] = responses(data)
     assert status == 200
     assert headers[b"connection"] == b"close"
 
 
 async def test_shutdown_closes_an_idle_connection_after_the_grace():
-    made: list[HttpProtocol] = []
-
-    class Quick(HttpProtocol):
-        shutdown_grace = 0.05
-
-        def connection_made(self, transport):
-            made.append(self)
-            super().connection_made(transport)
-
-    async with serve(hello_app, http=Quick) as port:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            for _ in range(500):
-                if made:
-                    break
-                await asyncio.sleep(0.01)
-            made[0].shutdown()
-            assert await asyncio.wait_for(reader.read(), 10) == b""
-        finally:
-            writer.close()
+    assert await _shut_down_fresh_connection(0.05, b"") == b""
