@@ -38,6 +38,17 @@ HIGH_WATER_LIMIT = 65536
 _DISCONNECT = {"type": "http.disconnect"}
 
 
+async def send_plain(send: Any, status: int, body: bytes) -> None:
+    """Sends a whole ``text/plain`` response that closes the connection (errors)."""
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", b"%d" % len(body)),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 class Cycle:
     """The ASGI side of one request on a connection (private)."""
 
@@ -117,18 +128,7 @@ class Cycle:
             conn.cycle_done(self)
 
     async def _send_500(self) -> None:
-        await self.send(
-            {
-                "type": "http.response.start",
-                "status": 500,
-                "headers": [
-                    (b"content-type", b"text/plain; charset=utf-8"),
-                    (b"content-length", b"21"),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await self.send({"type": "http.response.body", "body": b"Internal Server Error"})
+        await send_plain(self.send, 500, b"Internal Server Error")
 
     async def receive(self) -> dict[str, Any]:
         """The ASGI ``receive``: body parts, then ``http.disconnect``."""

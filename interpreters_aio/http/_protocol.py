@@ -30,7 +30,7 @@ from collections import deque
 from typing import Any
 
 from .. import _core
-from ._cycle import HIGH_WATER_LIMIT, Cycle
+from ._cycle import HIGH_WATER_LIMIT, Cycle, send_plain
 
 _feed = _core.http_feed
 
@@ -49,18 +49,7 @@ def _address(info: Any) -> tuple[str, int] | None:
 
 
 async def _service_unavailable(scope: Any, receive: Any, send: Any) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", b"19"),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": b"Service Unavailable"})
+    await send_plain(send, 503, b"Service Unavailable")
 
 
 class HttpProtocol(asyncio.Protocol):
