@@ -17,7 +17,9 @@ in the Rust extension ``interpreters_aio._core``; see docs/ for the design.
 
 from __future__ import annotations
 
-from . import _core, _fork, _shutdown
+from . import _backport, _core, _fork, _shutdown
+from . import _crossinterp as _crossinterp  # 3.14's submodule, there after `import` as in 3.14
+from ._backport import install
 from ._channels import (
     ChannelClosedError,
     ChannelEmptyError,
@@ -108,6 +110,7 @@ __all__ = [
     "enumerate",
     "get_current",
     "get_main",
+    "install",
     "is_shareable",
     "list_all",
     "list_all_channels",
@@ -117,3 +120,5 @@ __all__ = [
 _core._register_errors(InterpreterError, InterpreterNotFoundError, NotShareableError)
 _shutdown.install()
 _fork.install()
+# Last: install() needs the package complete (it is what it puts in sys.modules).
+_backport._install_if_asked()

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import _core
-from ._errors import ExecutionFailed, InterpreterNotFoundError
+from ._errors import ExecutionFailed, InterpreterError, InterpreterNotFoundError
 
 __all__ = [
     "Interpreter",
@@ -35,6 +35,10 @@ _WHENCE_OURS = "_interpreters module"
 _WHENCE_MAIN = "runtime init"
 
 _CO_VARARGS = 0x04 | 0x08  # CO_VARARGS | CO_VARKEYWORDS
+
+# Source run in each interpreter create() makes, before it is handed out; set
+# by install() (_backport.py) so new interpreters get the backport switch too.
+_startup_source: str | None = None
 
 _instances: weakref.WeakValueDictionary[int, Interpreter] = weakref.WeakValueDictionary()
 _instances_lock = threading.Lock()
@@ -329,11 +333,24 @@ def create() -> Interpreter:
     a copy of the caller's, so it can import what the caller can. It stays
     alive until :meth:`Interpreter.close` or the end of the process.
 
+    After :func:`interpreters_aio.install`, the new interpreter has the
+    backport switch installed too.
+
     Raises:
-        InterpreterError: CPython refused to create it.
+        InterpreterError: CPython refused to create it, or installing the
+            backport switch in it failed.
     """
     path = [entry for entry in sys.path if isinstance(entry, str)]
-    return _from_known_id(_core.create(path))
+    interp = _from_known_id(_core.create(path))
+    if _startup_source is not None:
+        excinfo = _core.exec(interp.id, _startup_source)
+        if excinfo is not None:
+            interp.close()
+            failed = ExecutionFailed._from_raw(excinfo)
+            raise InterpreterError(
+                "interpreters_aio.install() failed in the new interpreter"
+            ) from failed
+    return interp
 
 
 def list_all() -> list[Interpreter]:

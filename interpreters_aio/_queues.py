@@ -27,7 +27,9 @@ __all__ = [
     "QueueError",
     "QueueFull",
     "QueueNotFoundError",
+    "create",
     "create_queue",
+    "list_all",
     "list_all_queues",
 ]
 
@@ -281,3 +283,8 @@ def list_all_queues() -> list[Queue]:
         except QueueNotFoundError:
             pass  # went away meanwhile
     return found
+
+
+# 3.14's names in concurrent.interpreters._queues (see _crossinterp.py).
+create = create_queue
+list_all = list_all_queues
