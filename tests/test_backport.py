@@ -283,8 +283,10 @@ def test_not_installed_unless_asked():
         import sys
         import interpreters_aio
         import concurrent.futures
+        # (3.14+ has a stdlib InterpreterPoolExecutor of its own: it must stay it)
+        pool = concurrent.futures.__dict__.get("InterpreterPoolExecutor")
         print(sys.modules.get("concurrent.interpreters") is interpreters_aio,
-              concurrent.futures.__dict__.get("InterpreterPoolExecutor") is not None)
+              pool is interpreters_aio.InterpreterPoolExecutor)
         """
     )
     assert out.split() == ["False", "False"]
