@@ -46,6 +46,29 @@ unsafe fn run_in(id: i64, work: impl FnOnce() -> Outcome) -> Result<Outcome, Int
     Ok(outcome)
 }
 
+/// Runs the code object `code()` makes with the current interpreter's
+/// `__main__` dict as globals and locals (`exec(code, main.__dict__)`), and
+/// turns what happened into the caller's outcome.
+///
+/// # Safety
+/// Runs inside the target interpreter, under its GIL.
+unsafe fn exec_in_main(code: impl FnOnce() -> PyResult<Owned>) -> Outcome {
+    // SAFETY: forwarded from the caller: the target's GIL is held.
+    let ran = unsafe {
+        (|| -> PyResult<()> {
+            let code = code()?;
+            let globals = main_dict()?;
+            py::check(PyEval_EvalCode(code.as_ptr(), globals.as_ptr(), globals.as_ptr()))?;
+            Ok(())
+        })()
+    };
+    match ran {
+        Ok(()) => Outcome::Returned(Value::None),
+        // SAFETY: as above; the failed evaluation left its exception set.
+        Err(_) => Outcome::Failed(unsafe { snapshot() }),
+    }
+}
+
 /// Executes source code in the target's `__main__`.
 ///
 /// # Safety
@@ -55,20 +78,7 @@ pub unsafe fn exec(id: i64, source: &str) -> Result<Outcome, InterpError> {
         // SAFETY: the caller's GIL is held.
         .map_err(|_| unsafe { py::raise(PyExc_ValueError, "source code must not contain NUL characters") })?;
     // SAFETY: the closure runs inside the target, under its GIL.
-    unsafe {
-        run_in(id, || {
-            let ran = (|| -> PyResult<()> {
-                let code = compiled(&source)?;
-                let globals = main_dict()?;
-                py::check(PyEval_EvalCode(code.as_ptr(), globals.as_ptr(), globals.as_ptr()))?;
-                Ok(())
-            })();
-            match ran {
-                Ok(()) => Outcome::Returned(Value::None),
-                Err(_) => Outcome::Failed(snapshot()),
-            }
-        })
-    }
+    unsafe { run_in(id, || exec_in_main(|| compiled(&source))) }
 }
 
 /// Executes a code object (its `marshal` serialization) in the target's
@@ -80,7 +90,7 @@ pub unsafe fn exec_code(id: i64, marshalled: &[u8]) -> Result<Outcome, InterpErr
     // SAFETY: the closure runs inside the target, under its GIL.
     unsafe {
         run_in(id, || {
-            let ran = (|| -> PyResult<()> {
+            exec_in_main(|| {
                 let code = py::check(PyMarshal_ReadObjectFromString(
                     marshalled.as_ptr().cast(),
                     marshalled.len() as Py_ssize_t,
@@ -88,14 +98,8 @@ pub unsafe fn exec_code(id: i64, marshalled: &[u8]) -> Result<Outcome, InterpErr
                 if PyCode_Check(code.as_ptr()) == 0 {
                     return Err(py::raise(PyExc_TypeError, "exec() payload is not a code object"));
                 }
-                let globals = main_dict()?;
-                py::check(PyEval_EvalCode(code.as_ptr(), globals.as_ptr(), globals.as_ptr()))?;
-                Ok(())
-            })();
-            match ran {
-                Ok(()) => Outcome::Returned(Value::None),
-                Err(_) => Outcome::Failed(snapshot()),
-            }
+                Ok(code)
+            })
         })
     }
 }
