@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     sys.stdout.flush()
     sys.stderr.flush()
-    if supervisor._all:  # a worker stuck in C code that no interrupt reached
+    if supervisor._live:  # a worker stuck in C code that no interrupt reached
         print("error: a worker did not stop; exiting without waiting for it", file=sys.stderr)
         os._exit(code or 1)
     return code

@@ -87,7 +87,7 @@ class Supervisor:
         self.kind = kind
         self._handle_signals = handle_signals
         self._workers: dict[int, _Worker] = {}  # slot -> current worker
-        self._all: set[_Worker] = set()  # every worker not yet exited
+        self._live: dict[int, _Worker] = {}  # key -> every worker not yet exited
         self._keys = itertools.count(1)
         self._restarts: dict[int, list[float]] = {}
         self._exit_code = 0
@@ -123,7 +123,7 @@ class Supervisor:
             force = True  # a second stop, as a second Ctrl-C
         self._force = self._force or force
         self._stopping.set()
-        for w in list(self._all):
+        for w in list(self._live.values()):
             w.send("force" if self._force else "stop")
 
     def reload(self) -> None:
@@ -222,11 +222,16 @@ class Supervisor:
             stopping.cancel()
         self._ready.set()
 
-    def _start(self, slot: int) -> _Worker:
+    def _spawn(self, slot: int) -> _Worker:
+        """A new worker for ``slot``, started; not yet the slot's current one."""
         w = _Worker(slot, next(self._keys))
-        self._workers[slot] = w
-        self._all.add(w)
+        self._live[w.key] = w
         w.task = asyncio.get_running_loop().create_task(self._run_worker(w))
+        return w
+
+    def _start(self, slot: int) -> _Worker:
+        """A new worker, started as the current one of ``slot``."""
+        w = self._workers[slot] = self._spawn(slot)
         return w
 
     async def _run_worker(self, w: _Worker) -> None:
@@ -255,7 +260,7 @@ class Supervisor:
             if w.interp is not None:
                 with contextlib.suppress(Exception):
                     await w.interp.close()
-            self._all.discard(w)
+            self._live.pop(w.key, None)
             if not w.ready.done():
                 w.ready.set_result(False)
         self._after_exit(w, kind, detail)
@@ -308,15 +313,11 @@ class Supervisor:
             self._start(slot)
 
     async def _pump_events(self) -> None:
-        by_key = {}
         async for event in self._events.aio:
             kind, key = event[0], event[1]
-            w = by_key.get(key)
-            if w is None or w.key != key:
-                w = next((x for x in self._all if x.key == key), None)
-                if w is None:
-                    continue
-                by_key[key] = w
+            w = self._live.get(key)
+            if w is None:
+                continue  # a worker that has already been cleaned up
             if kind == "beat":
                 w.last_beat = time.monotonic()
                 w.requests = event[2]
@@ -325,7 +326,6 @@ class Supervisor:
                 if not w.ready.done():
                     w.ready.set_result(True)
             elif kind == "exit":
-                by_key.pop(key, None)
                 if not w.exited.done():
                     w.exited.set_result((event[2], event[3]))
             elif kind == "message":
@@ -337,7 +337,7 @@ class Supervisor:
         while True:
             await asyncio.sleep(self.config.heartbeat_interval)
             now = time.monotonic()
-            for w in list(self._all):
+            for w in list(self._live.values()):
                 # Before it is ready a worker is importing the app: give it longer.
                 limit = timeout if w.ready.done() else 4 * timeout
                 if not w.unresponsive and now - w.last_beat > limit:
@@ -359,9 +359,7 @@ class Supervisor:
             old = self._workers.get(slot)
             if old is None:
                 continue
-            new = _Worker(slot, next(self._keys))
-            self._all.add(new)
-            new.task = asyncio.get_running_loop().create_task(self._run_worker(new))
+            new = self._spawn(slot)
             if not await new.ready:
                 logger.error("reload stopped: the new worker %d did not start; the old one "
                              "keeps serving", slot)
@@ -373,22 +371,22 @@ class Supervisor:
         logger.info("reload done")
 
     async def _shutdown(self) -> None:
-        for w in list(self._all):
+        for w in list(self._live.values()):
             w.send("force" if self._force else "stop")
-        tasks = [w.task for w in list(self._all) if w.task is not None]
+        tasks = [w.task for w in list(self._live.values()) if w.task is not None]
         forced_at: float | None = None
         while tasks:
             _, pending = await asyncio.wait(tasks, timeout=0.5)
             tasks = list(pending)
             # A worker that stopped answering cannot run a graceful
             # shutdown: it gets the forced one.
-            if tasks and (self._force or all(w.unresponsive for w in self._all)):
+            if tasks and (self._force or all(w.unresponsive for w in self._live.values())):
                 forced_at = forced_at or time.monotonic()
                 if time.monotonic() - forced_at > FORCE_GRACE:
                     logger.error("%s did not stop when forced: abandoning it",
-                                 ", ".join(map(repr, self._all)))
+                                 ", ".join(map(repr, self._live.values())))
                     return
-                for w in list(self._all):
+                for w in list(self._live.values()):
                     if w.interp is not None:
                         _core.interrupt(w.interp.id)
 
