@@ -26,6 +26,9 @@ try:
 except ImportError:  # 3.12
     _stdlib = None
 
+AVAILABLE = _stdlib is not None
+"""Whether foreign interpreters can be used at all (3.13+)."""
+
 # 3.13's _interpreters.call() gives no result back; 3.14's gives (result, excinfo).
 _CALL_RETURNS_RESULT = sys.version_info >= (3, 14)
 

@@ -178,17 +178,17 @@ class Interpreter:
     def is_running(self) -> bool:
         """Whether the interpreter is currently executing code in its ``__main__``.
 
-        The main interpreter always is; so is the interpreter asking.
+        The main interpreter always is; so is the interpreter asking, if this
+        package created it. For an interpreter made by someone else, CPython
+        is asked (3.13+), as 3.14 does.
 
         Raises:
             InterpreterNotFoundError: the interpreter was closed.
         """
-        try:
-            return _core.is_running(self._id)
-        except InterpreterError:
-            if _is_foreign(self._id):
-                return _foreign.is_running(self._id)
-            raise
+        if _foreign.AVAILABLE and _is_foreign(self._id):
+            # Only CPython knows whether someone else's interpreter runs __main__.
+            return _foreign.is_running(self._id)
+        return _core.is_running(self._id)
 
     def close(self) -> None:
         """Finalize and destroy the interpreter.

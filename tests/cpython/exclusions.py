@@ -13,4 +13,16 @@ REASONS = {
 }
 
 EXCLUDED: dict[str, tuple[str, str]] = {
+    "test_api.LowLevelTests.*": ("private", "the _interpreters module's own corner cases"),
+    "test_queues.LowLevelTests.*": ("private", "the _interpqueues module's own corner cases"),
+    "test_stress.StressTests.test_create_interpreter_no_memory": (
+        "capi", "_testcapi.set_nomemory around _interpreters.create()"),
+    "test_api.TestInterpreterIsRunning.test_from_subinterpreter": (
+        "private", "asks _interpreters.is_running() about an interpreter running our exec(); "
+        "the core runs code without CPython's private 'running __main__' mark"),
+    "test_channels.TestChannels.test_shareable": (
+        "private", "is_shareable() of _interpchannels' channel ends: they cross by pickle here, "
+        "and is_shareable() is true only for what crosses natively"),
+    "test_api.TestInterpreterPrepareMain.test_not_shareable": (
+        "difference", "dicts (and lists) are shared natively, so prepare_main(spam={...}) works"),
 }

@@ -12,9 +12,9 @@ interpreter we create, exactly as a user of the backport switch gets it.
 The tests listed in :mod:`exclusions` are not run; every other test must pass.
 One process runs the whole suite. A test that runs longer than ``--per-test``
 seconds, or a suite longer than ``--timeout``, is a hang: every thread's stack
-is printed and the process exits with status 3. Exit status 1 means a failure,
-an error or an unexpected success; 2, a broken exclusion list (a name that no
-longer matches any test); 0, all passed.
+is printed and the process exits at once with status 1. Exit status 1 also
+means a failure, an error or an unexpected success; 2, a broken exclusion list
+(an entry that no longer matches any test); 0, all passed.
 """
 
 from __future__ import annotations
@@ -67,8 +67,7 @@ def reexec_with_overlay() -> None:
     env = dict(os.environ)
     env[OVERLAY_ENV] = str(overlay)
     env["PYTHONPATH"] = os.pathsep.join([str(overlay), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    # The backport switch for every interpreter that imports the package.
-    env["INTERPRETERS_AIO_INSTALL"] = "1"
+    env.pop("INTERPRETERS_AIO_INSTALL", None)  # main() decides
     os.execve(sys.executable, [sys.executable, "-X", "faulthandler", __file__, *sys.argv[1:]], env)
 
 
@@ -105,15 +104,22 @@ def main() -> int:
     parser.add_argument("-v", "--verbose", action="store_true")
     parser.add_argument("--no-exclusions", action="store_true",
                         help="run the excluded tests too (to review the list)")
+    parser.add_argument("--memlimit", default="8G",
+                        help="what the suite's bigmem stress tests may use (regrtest's -M)")
+    parser.add_argument("--stdlib", action="store_true",
+                        help="run against the standard library's own module instead (a baseline)")
     parser.add_argument("patterns", nargs="*", help="run only tests whose id matches (fnmatch)")
     args = parser.parse_args()
 
     import interpreters_aio
 
-    what = interpreters_aio.install()
+    what = "the standard library's module" if args.stdlib else interpreters_aio.install()
     sys.path.insert(0, str(HERE))
     from exclusions import EXCLUDED, REASONS
 
+    from test import support
+
+    support.set_memlimit(args.memlimit)
     loaded = unittest.defaultTestLoader.loadTestsFromName("test.test_interpreters")
     tests = list(iter_tests(loaded))
     broken = [t for t in tests if isinstance(t, unittest.loader._FailedTest)]

@@ -59,16 +59,23 @@ def make_closure():
     return closure
 
 
-def make_inner_using_global():
-    def inner_using_global():
-        return spam_minimal()
+def make_closure_of_closure():
+    outer = 1
 
-    return inner_using_global
+    def middle():
+        inner = 2
+
+        def innermost():
+            return outer, inner
+
+        return innermost
+
+    return middle()
 
 
 inner = make_inner()
 closure = make_closure()
-inner_using_global = make_inner_using_global()
+closure_of_closure = make_closure_of_closure()
 
 TOP_FUNCTIONS = [
     script_with_return,
@@ -81,9 +88,9 @@ TOP_FUNCTIONS = [
     spam_uses_global,
     make_inner,
     make_closure,
-    make_inner_using_global,
+    make_closure_of_closure,
 ]
-NESTED_FUNCTIONS = [inner, closure, inner_using_global]
+NESTED_FUNCTIONS = [inner, closure, closure_of_closure]
 FUNCTIONS = [*TOP_FUNCTIONS, *NESTED_FUNCTIONS]
 # No globals (builtins are fine), no closure. Defaults make a function stateful.
 STATELESS_FUNCTIONS = [
@@ -95,5 +102,6 @@ STATELESS_FUNCTIONS = [
     spam_with_builtins,
     make_inner,
     make_closure,
+    make_closure_of_closure,
     inner,
 ]
