@@ -51,14 +51,18 @@ def test_exec_failure_is_execution_failed(foreign):
     assert "Traceback" in excinfo.formatted
 
 
-@pytest.mark.skipif(sys.version_info < (3, 14), reason="3.13's _interpreters.call() gives no result")
+@pytest.mark.skipif(
+    sys.version_info < (3, 14), reason="3.13's _interpreters.call() gives no result"
+)
 def test_call_returns_the_result(foreign):
     assert foreign.call(divmod, 17, 5) == (3, 2)
     with pytest.raises(interpreters.ExecutionFailed):
         foreign.call(int, "not a number")
 
 
-@pytest.mark.skipif(sys.version_info >= (3, 14), reason="3.14's _interpreters.call() gives a result")
+@pytest.mark.skipif(
+    sys.version_info >= (3, 14), reason="3.14's _interpreters.call() gives a result"
+)
 def test_call_is_refused_clearly_on_313(foreign):
     with pytest.raises(interpreters.InterpreterError, match="call a function in"):
         foreign.call(int)

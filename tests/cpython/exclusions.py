@@ -7,7 +7,10 @@ C API, or a documented deliberate difference (see docs/guide.md).
 """
 
 REASONS = {
-    "private": "exercises CPython's private modules (_interpreters, _interpqueues, _interpchannels) directly",
+    "private": (
+        "exercises CPython's private modules "
+        "(_interpreters, _interpqueues, _interpchannels) directly"
+    ),
     "capi": "needs _testcapi or _testinternalcapi",
     "difference": "a documented deliberate difference (docs/guide.md, Differences from 3.14)",
 }
@@ -16,13 +19,21 @@ EXCLUDED: dict[str, tuple[str, str]] = {
     "test_api.LowLevelTests.*": ("private", "the _interpreters module's own corner cases"),
     "test_queues.LowLevelTests.*": ("private", "the _interpqueues module's own corner cases"),
     "test_stress.StressTests.test_create_interpreter_no_memory": (
-        "capi", "_testcapi.set_nomemory around _interpreters.create()"),
+        "capi",
+        "_testcapi.set_nomemory around _interpreters.create()",
+    ),
     "test_api.TestInterpreterIsRunning.test_from_subinterpreter": (
-        "private", "asks _interpreters.is_running() about an interpreter running our exec(); "
-        "the core runs code without CPython's private 'running __main__' mark"),
+        "private",
+        "asks _interpreters.is_running() about an interpreter running our exec(); "
+        "the core runs code without CPython's private 'running __main__' mark",
+    ),
     "test_channels.TestChannels.test_shareable": (
-        "private", "is_shareable() of _interpchannels' channel ends: they cross by pickle here, "
-        "and is_shareable() is true only for what crosses natively"),
+        "private",
+        "is_shareable() of _interpchannels' channel ends: they cross by pickle here, "
+        "and is_shareable() is true only for what crosses natively",
+    ),
     "test_api.TestInterpreterPrepareMain.test_not_shareable": (
-        "difference", "dicts (and lists) are shared natively, so prepare_main(spam={...}) works"),
+        "difference",
+        "dicts (and lists) are shared natively, so prepare_main(spam={...}) works",
+    ),
 }

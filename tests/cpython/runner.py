@@ -48,8 +48,10 @@ def build_overlay() -> Path:
     stdlib_test = Path(test.__file__).resolve().parent
     missing = [p for p in STDLIB_TEST_PARTS if not (stdlib_test / p).is_dir()]
     if missing:
-        sys.exit(f"cpython-suite: {stdlib_test} has no {', '.join(missing)}; "
-                 "use a CPython 3.14+ build that ships test.test_interpreters")
+        sys.exit(
+            f"cpython-suite: {stdlib_test} has no {', '.join(missing)}; "
+            "use a CPython 3.14+ build that ships test.test_interpreters"
+        )
     root = Path(tempfile.mkdtemp(prefix="interpreters-aio-cpython-suite-"))
     package = root / "test"
     package.mkdir()
@@ -66,7 +68,9 @@ def reexec_with_overlay() -> None:
     overlay = build_overlay()
     env = dict(os.environ)
     env[OVERLAY_ENV] = str(overlay)
-    env["PYTHONPATH"] = os.pathsep.join([str(overlay), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["PYTHONPATH"] = os.pathsep.join([str(overlay), env.get("PYTHONPATH", "")]).rstrip(
+        os.pathsep
+    )
     env.pop("INTERPRETERS_AIO_INSTALL", None)  # main() decides
     os.execve(sys.executable, [sys.executable, "-X", "faulthandler", __file__, *sys.argv[1:]], env)
 
@@ -102,12 +106,21 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=300.0, help="whole suite, seconds")
     parser.add_argument("--per-test", type=float, default=60.0, help="one test, seconds")
     parser.add_argument("-v", "--verbose", action="store_true")
-    parser.add_argument("--no-exclusions", action="store_true",
-                        help="run the excluded tests too (to review the list)")
-    parser.add_argument("--memlimit", default="8G",
-                        help="what the suite's bigmem stress tests may use (regrtest's -M)")
-    parser.add_argument("--stdlib", action="store_true",
-                        help="run against the standard library's own module instead (a baseline)")
+    parser.add_argument(
+        "--no-exclusions",
+        action="store_true",
+        help="run the excluded tests too (to review the list)",
+    )
+    parser.add_argument(
+        "--memlimit",
+        default="8G",
+        help="what the suite's bigmem stress tests may use (regrtest's -M)",
+    )
+    parser.add_argument(
+        "--stdlib",
+        action="store_true",
+        help="run against the standard library's own module instead (a baseline)",
+    )
     parser.add_argument("patterns", nargs="*", help="run only tests whose id matches (fnmatch)")
     args = parser.parse_args()
 
@@ -116,7 +129,6 @@ def main() -> int:
     what = "the standard library's module" if args.stdlib else interpreters_aio.install()
     sys.path.insert(0, str(HERE))
     from exclusions import EXCLUDED, REASONS
-
     from test import support
 
     support.set_memlimit(args.memlimit)
@@ -128,13 +140,18 @@ def main() -> int:
             print(f"cpython-suite: cannot load {t.id()}:\n{t._exception}", file=sys.stderr)
         return 1
 
-    selected = [t for t in tests if not args.patterns
-                or any(fnmatch.fnmatch(short_id(t), p) for p in args.patterns)]
+    selected = [
+        t
+        for t in tests
+        if not args.patterns or any(fnmatch.fnmatch(short_id(t), p) for p in args.patterns)
+    ]
     excluded: Counter[str] = Counter()
     matched_entries: set[str] = set()
     to_run = unittest.TestSuite()
     for test in selected:
-        entry = next((pattern for pattern in EXCLUDED if fnmatch.fnmatch(short_id(test), pattern)), None)
+        entry = next(
+            (pattern for pattern in EXCLUDED if fnmatch.fnmatch(short_id(test), pattern)), None
+        )
         if entry is not None:
             matched_entries.add(entry)
         if entry is not None and not args.no_exclusions:
@@ -143,26 +160,35 @@ def main() -> int:
             to_run.addTest(test)
     stale = sorted(set(EXCLUDED) - matched_entries)
     if stale and not args.patterns:
-        print("cpython-suite: exclusions that match no test (remove them):", *stale, sep="\n  ",
-              file=sys.stderr)
+        print(
+            "cpython-suite: exclusions that match no test (remove them):",
+            *stale,
+            sep="\n  ",
+            file=sys.stderr,
+        )
         return 2
 
-    print(f"cpython-suite: Python {sys.version.split()[0]}, interpreters_aio "
-          f"{interpreters_aio.__version__} ({what}); {len(selected)} tests, "
-          f"{sum(excluded.values())} excluded")
+    print(
+        f"cpython-suite: Python {sys.version.split()[0]}, interpreters_aio "
+        f"{interpreters_aio.__version__} ({what}); {len(selected)} tests, "
+        f"{sum(excluded.values())} excluded"
+    )
     faulthandler.dump_traceback_later(args.timeout, exit=True)
     WatchedResult.per_test = args.per_test
-    runner = unittest.TextTestRunner(verbosity=2 if args.verbose else 1, resultclass=WatchedResult,
-                                     stream=sys.stdout)
+    runner = unittest.TextTestRunner(
+        verbosity=2 if args.verbose else 1, resultclass=WatchedResult, stream=sys.stdout
+    )
     started = time.monotonic()
     result = runner.run(to_run)
     faulthandler.cancel_dump_traceback_later()
 
     failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-    print(f"cpython-suite: run {result.testsRun}, passed "
-          f"{result.testsRun - failed - len(result.skipped) - len(result.expectedFailures)}, "
-          f"failed {failed}, skipped by the suite itself {len(result.skipped)}, "
-          f"in {time.monotonic() - started:.0f} s")
+    print(
+        f"cpython-suite: run {result.testsRun}, passed "
+        f"{result.testsRun - failed - len(result.skipped) - len(result.expectedFailures)}, "
+        f"failed {failed}, skipped by the suite itself {len(result.skipped)}, "
+        f"in {time.monotonic() - started:.0f} s"
+    )
     for reason, count in sorted(excluded.items()):
         print(f"  excluded {count:3d}: {reason}: {REASONS[reason]}")
     return 0 if result.wasSuccessful() else 1
