@@ -1,26 +1,16 @@
-"""CPython 3.14's ``concurrent.interpreters._crossinterp``, on our queue objects.
+"""CPython 3.14's ``concurrent.interpreters._crossinterp``: what queues and channels share.
 
-3.14 keeps the "unbound item" markers, and the code turning them into the
-flags its C modules take, here, shared by queues and channels. Ours live in
-:mod:`interpreters_aio._queues`; this module gives them 3.14's names so code
-(and CPython's tests) written against 3.14's layout work unchanged. One
-difference: 3.14's ``_queues.UNBOUND`` is a queue-specific copy of this
-module's ``UNBOUND``; here both are the same object.
+The "unbound item" markers, and the code turning them into the flags the core
+takes (the same numbers 3.14's C modules use), with 3.14's names, so code
+(and CPython's tests) written against 3.14's layout work unchanged. As in
+3.14, :mod:`interpreters_aio._queues` has a queue-specific ``UNBOUND`` of its
+own, made by :meth:`UnboundItem.singleton`; both mean the same to a queue.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-
-from ._queues import (
-    _UNBOUND_OPS,
-    UNBOUND,
-    UNBOUND_ERROR,
-    UNBOUND_REMOVE,
-    ItemInterpreterDestroyed,
-    _UnboundMarker,
-)
 
 __all__ = [
     "UNBOUND",
@@ -33,15 +23,9 @@ __all__ = [
     "serialize_unbound",
 ]
 
-UnboundItem = _UnboundMarker
-"""The class of the ``UNBOUND`` markers (3.14's name)."""
 
-# 3.14's names for the tables; CPython's tests read the first one. The flags
-# are the same numbers 3.14's C modules use, which our core uses too.
-_UNBOUND_CONSTANT_TO_FLAG: dict[object, int] = _UNBOUND_OPS
-_UNBOUND_FLAG_TO_CONSTANT: dict[int, object] = {
-    flag: marker for marker, flag in _UNBOUND_OPS.items()
-}
+class ItemInterpreterDestroyed(Exception):
+    """An item's interpreter was closed, and it was put with ``UNBOUND_ERROR``."""
 
 
 class classonly:
@@ -65,6 +49,67 @@ class classonly:
         if obj is not None:
             raise AttributeError(self.name)
         return self.getter(None, cls)
+
+
+class UnboundItem:
+    """Stands for an item whose interpreter was closed (PEP 734's ``UNBOUND``).
+
+    There is one instance per kind of container: :data:`UNBOUND` here, and
+    one per module made by :meth:`singleton` (``interpreters_aio._queues.UNBOUND``).
+    Each pickles by name, so it is the same object again in every interpreter.
+    """
+
+    __slots__ = ()
+    _MODULE = __name__
+    _NAME = "UNBOUND"
+
+    @classonly
+    def singleton(cls, kind: str, module: str, name: str = "UNBOUND") -> UnboundItem:
+        """Make the marker ``module.name`` for containers of ``kind`` (as 3.14)."""
+        doc = (cls.__doc__ or "").replace("an item", f"a {kind} item")
+        namespace = {"_MODULE": module, "_NAME": name, "__doc__": doc, "__module__": module,
+                     "__slots__": ()}
+        subclass = type(f"Unbound{kind.capitalize()}Item", (cls,), namespace)
+        return object.__new__(subclass)
+
+    def __new__(cls) -> UnboundItem:
+        raise TypeError(f"use {cls._MODULE}.{cls._NAME}")
+
+    def __repr__(self) -> str:
+        return f"{self._MODULE}.{self._NAME}"
+
+    def __reduce__(self) -> str:
+        return self._NAME  # the module global of that name (the class's __module__)
+
+
+class _Marker:
+    """``UNBOUND_ERROR`` and ``UNBOUND_REMOVE``: plain markers that pickle by name."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return f"{__name__}.{self._name}"
+
+    def __reduce__(self) -> str:
+        return self._name
+
+
+UNBOUND: UnboundItem = object.__new__(UnboundItem)
+"""Returned by ``get()`` in place of an item whose interpreter was closed."""
+UNBOUND_ERROR = _Marker("UNBOUND_ERROR")
+"""``get()`` raises ``ItemInterpreterDestroyed`` for such an item."""
+UNBOUND_REMOVE = _Marker("UNBOUND_REMOVE")
+"""Such items are removed from their container when their interpreter is closed."""
+
+# The flags are the numbers 3.14's C modules use, which our core uses too;
+# CPython's tests read the first table.
+_UNBOUND_CONSTANT_TO_FLAG: dict[object, int] = {UNBOUND_REMOVE: 1, UNBOUND_ERROR: 2, UNBOUND: 3}
+_UNBOUND_FLAG_TO_CONSTANT: dict[int, object] = {
+    flag: marker for marker, flag in _UNBOUND_CONSTANT_TO_FLAG.items()
+}
 
 
 def serialize_unbound(unbound: object) -> tuple[int]:

@@ -16,6 +16,11 @@ from __future__ import annotations
 import pickle
 import types
 
+try:  # 3.13+: our errors are also the standard library's, so either `except` catches them
+    import _interpreters as _stdlib
+except ImportError:  # 3.12
+    _stdlib = None
+
 __all__ = [
     "ExceptionSnapshot",
     "ExecutionFailed",
@@ -27,16 +32,33 @@ __all__ = [
 ]
 
 
-class InterpreterError(Exception):
-    """An interpreter-related error happened (base of this package's errors)."""
+_StdlibInterpreterError: type[Exception] = _stdlib.InterpreterError if _stdlib else Exception
+_StdlibNotFound: type[Exception] = _stdlib.InterpreterNotFoundError if _stdlib else Exception
+_StdlibNotShareable: type[Exception] = _stdlib.NotShareableError if _stdlib else TypeError
+# 3.14's is a TypeError already; 3.13's is a ValueError, so ours is both there.
+_NotShareableBases: tuple[type[Exception], ...] = (
+    (_StdlibNotShareable,) if issubclass(_StdlibNotShareable, TypeError)
+    else (TypeError, _StdlibNotShareable)
+)
 
 
-class InterpreterNotFoundError(InterpreterError):
+class InterpreterError(_StdlibInterpreterError):
+    """An interpreter-related error happened (base of this package's errors).
+
+    On 3.13+ it subclasses the standard library's ``InterpreterError``.
+    """
+
+
+class InterpreterNotFoundError(InterpreterError, _StdlibNotFound):  # type: ignore[misc]
     """The targeted interpreter no longer exists (it was closed) or never did."""
 
 
-class NotShareableError(TypeError):
-    """An object cannot be sent to another interpreter; the message says why."""
+class NotShareableError(*_NotShareableBases):  # type: ignore[misc]
+    """An object cannot be sent to another interpreter; the message says why.
+
+    A ``TypeError`` (as in 3.14), and on 3.13+ also the standard library's
+    ``NotShareableError`` (on 3.13 that one is a ``ValueError``).
+    """
 
 
 class RemoteTraceback(Exception):

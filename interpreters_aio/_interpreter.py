@@ -17,7 +17,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import _core
+from . import _core, _foreign
 from ._errors import ExecutionFailed, InterpreterError, InterpreterNotFoundError
 
 __all__ = [
@@ -57,7 +57,7 @@ def _check_id(id: object) -> int:
     return id
 
 
-def _from_known_id(id: int) -> Interpreter:
+def _from_known_id(id: int, ownsref: bool = True) -> Interpreter:
     """The one Interpreter object for an id the core just reported."""
     with _instances_lock:
         interp = _instances.get(id)
@@ -66,9 +66,17 @@ def _from_known_id(id: int) -> Interpreter:
             interp._id = id
             # Like 3.14, each interpreter's one object for an interpreter we
             # created holds a reference to it; the last one to go closes it.
-            interp._ownsref = _core.incref(id)
+            interp._ownsref = ownsref and _core.incref(id)
             _instances[id] = interp
         return interp
+
+
+def _is_foreign(id: int) -> bool:
+    """Whether ``id`` exists but was made by someone else (see ``_foreign``).
+
+    Asked only after the core refused, so the common path pays nothing.
+    """
+    return _core.exists(id) and not _core.is_ours(id) and id != _core.main_id()
 
 
 class Interpreter:
@@ -89,11 +97,15 @@ class Interpreter:
     _id: int
     _ownsref: bool
 
-    def __new__(cls, id: int, /) -> Interpreter:
+    def __new__(
+        cls, id: int, /, _whence: object = None, _ownsref: bool | None = None
+    ) -> Interpreter:
+        # _whence and _ownsref: 3.14's private keywords, accepted so code (and
+        # CPython's tests) passing them work; whence is always asked of CPython.
         id = _check_id(id)
         if not _core.exists(id):
             raise InterpreterNotFoundError(f"interpreter {id} not found")
-        return _from_known_id(id)
+        return _from_known_id(id, _ownsref is not False)
 
     def __del__(self) -> None:
         self._decref()
@@ -166,11 +178,16 @@ class Interpreter:
     def is_running(self) -> bool:
         """Whether the interpreter is currently executing code in its ``__main__``.
 
-        The main interpreter always is; so is the interpreter asking.
+        The main interpreter always is; so is the interpreter asking, if this
+        package created it. For an interpreter made by someone else, CPython
+        is asked (3.13+), as 3.14 does.
 
         Raises:
             InterpreterNotFoundError: the interpreter was closed.
         """
+        if _foreign.AVAILABLE and _is_foreign(self._id):
+            # Only CPython knows whether someone else's interpreter runs __main__.
+            return _foreign.is_running(self._id)
         return _core.is_running(self._id)
 
     def close(self) -> None:
@@ -185,12 +202,25 @@ class Interpreter:
             InterpreterNotFoundError: it was already closed.
             InterpreterError: it is running code, it is the main or the
                 current interpreter, a thread is still inside it, or it was
-                not created by this package.
+                made neither by this package nor by the standard library's
+                ``_interpreters`` module (see below).
+
+        An interpreter made by the standard library's ``_interpreters`` module
+        (3.13+) is closed through it, as 3.14's ``concurrent.interpreters``
+        does; so are ``exec``, ``call`` and ``prepare_main`` on it.
         """
         if not _core.exists(self._id):
             _core.close(self._id)  # forgets one destroyed behind our back; else does nothing
             raise InterpreterNotFoundError(f"interpreter {self._id} not found (it was closed)")
-        _core.close(self._id)
+        try:
+            _core.close(self._id)
+        except InterpreterNotFoundError:
+            raise
+        except InterpreterError:
+            if _is_foreign(self._id):
+                _foreign.close(self._id)
+                return
+            raise
 
     destroy = close  # PEP 554's name.
 
@@ -216,7 +246,15 @@ class Interpreter:
         for name in values:
             if not isinstance(name, str):
                 raise TypeError(f"names in __main__ must be str, not {type(name).__name__}")
-        excinfo = _core.set_main_attrs(self._id, values)
+        try:
+            excinfo = _core.set_main_attrs(self._id, values)
+        except InterpreterNotFoundError:
+            raise
+        except InterpreterError:
+            if _is_foreign(self._id):
+                _foreign.set_main_attrs(self._id, values)
+                return
+            raise
         if excinfo is not None:
             raise ExecutionFailed._from_raw(excinfo)
 
@@ -247,9 +285,7 @@ class Interpreter:
                 raise ValueError(
                     "exec() cannot run code that uses variables of an enclosing function"
                 )
-            excinfo = _core.exec(self._id, code)
-            if excinfo is not None:
-                raise ExecutionFailed._from_raw(excinfo)
+            self._exec(code)
             return
         if isinstance(code, bytes):
             code = code.decode("utf-8")
@@ -260,7 +296,18 @@ class Interpreter:
             )
         if code[:1].isspace():
             code = textwrap.dedent(code)
-        excinfo = _core.exec(self._id, code)
+        self._exec(code)
+
+    def _exec(self, code: str | types.CodeType) -> None:
+        try:
+            excinfo = _core.exec(self._id, code)
+        except InterpreterNotFoundError:
+            raise
+        except InterpreterError:
+            if _is_foreign(self._id):
+                _foreign.exec(self._id, code)
+                return
+            raise
         if excinfo is not None:
             raise ExecutionFailed._from_raw(excinfo)
 
@@ -284,7 +331,14 @@ class Interpreter:
             InterpreterError: the interpreter is already running code.
             InterpreterNotFoundError: the interpreter was closed.
         """
-        ok, payload = _core.call(self._id, callable, args, kwargs or None)
+        try:
+            ok, payload = _core.call(self._id, callable, args, kwargs or None)
+        except InterpreterNotFoundError:
+            raise
+        except InterpreterError:
+            if _is_foreign(self._id):
+                return _foreign.call(self._id, callable, args, kwargs)
+            raise
         if ok:
             return payload
         raise ExecutionFailed._from_raw(payload)

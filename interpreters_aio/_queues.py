@@ -13,7 +13,8 @@ import queue as _stdlib_queue
 from collections.abc import Iterator
 from typing import Any
 
-from . import _core, _handles
+from . import _core, _crossinterp, _handles
+from ._crossinterp import _UNBOUND_CONSTANT_TO_FLAG, UNBOUND_ERROR, UNBOUND_REMOVE
 from ._errors import InterpreterError
 
 __all__ = [
@@ -54,34 +55,16 @@ class QueueClosed(QueueError):
     """The queue was closed: no more puts, and gets have drained what was left."""
 
 
-class ItemInterpreterDestroyed(QueueError):
+class ItemInterpreterDestroyed(QueueError, _crossinterp.ItemInterpreterDestroyed):
     """Raised from ``get()`` for an item put with ``UNBOUND_ERROR`` whose interpreter was closed."""
 
 
-class _UnboundMarker:
-    """A marker for what happens to items whose interpreter was closed (PEP 734)."""
-
-    __slots__ = ("_name",)
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-
-    def __repr__(self) -> str:
-        return f"interpreters_aio.{self._name}"
-
-    def __reduce__(self) -> str:
-        return self._name  # pickles as the module-level singleton
-
-
-UNBOUND = _UnboundMarker("UNBOUND")
+UNBOUND = _crossinterp.UnboundItem.singleton("queue", __name__)
 """Returned by ``get()`` in place of an item whose interpreter was closed (the default)."""
-UNBOUND_ERROR = _UnboundMarker("UNBOUND_ERROR")
-"""``get()`` raises :class:`ItemInterpreterDestroyed` for such an item."""
-UNBOUND_REMOVE = _UnboundMarker("UNBOUND_REMOVE")
-"""Such items are removed from the queue when their interpreter is closed."""
 
-_UNBOUND_OPS = {UNBOUND_REMOVE: 1, UNBOUND_ERROR: 2, UNBOUND: 3}
-_OP_MARKERS = {op: marker for marker, op in _UNBOUND_OPS.items()}
+# 3.14 accepts both its own and _crossinterp's UNBOUND here.
+_UNBOUND_OPS = {**_UNBOUND_CONSTANT_TO_FLAG, UNBOUND: 3}
+_OP_MARKERS = {1: UNBOUND_REMOVE, 2: UNBOUND_ERROR, 3: UNBOUND}
 
 
 def _unbound_op(unbounditems: object) -> int:

@@ -107,10 +107,30 @@ def test_names_are_the_existing_objects_not_copies():
     assert _queues.create is _queues.create_queue is interpreters_aio.create_queue
     assert _queues.list_all is _queues.list_all_queues is interpreters_aio.list_all_queues
     for name in ("UNBOUND", "UNBOUND_ERROR", "UNBOUND_REMOVE", "ItemInterpreterDestroyed"):
-        assert (
-            getattr(_crossinterp, name) is getattr(_queues, name) is getattr(interpreters_aio, name)
-        )
+        assert getattr(_queues, name) is getattr(interpreters_aio, name)
+    for name in ("UNBOUND_ERROR", "UNBOUND_REMOVE"):
+        assert getattr(_crossinterp, name) is getattr(_queues, name)
+
+
+def test_unbound_markers_are_laid_out_as_in_314():
+    # 3.14: _queues.UNBOUND is a queue-specific singleton of _crossinterp.UnboundItem.
     assert isinstance(_crossinterp.UNBOUND, _crossinterp.UnboundItem)
+    assert isinstance(_queues.UNBOUND, _crossinterp.UnboundItem)
+    assert _queues.UNBOUND is not _crossinterp.UNBOUND
+    assert issubclass(_queues.ItemInterpreterDestroyed, _crossinterp.ItemInterpreterDestroyed)
+    assert not hasattr(_queues.UNBOUND, "singleton")  # classonly
+    with pytest.raises(TypeError):
+        type(_queues.UNBOUND)()
+    marker = _crossinterp.UnboundItem.singleton("thing", __name__, "MY_UNBOUND")
+    assert repr(marker) == f"{__name__}.MY_UNBOUND"
+    assert type(marker).__name__ == "UnboundThingItem"
+    # Either UNBOUND means "replace" to a queue, as in 3.14.
+    for marker in (_queues.UNBOUND, _crossinterp.UNBOUND):
+        queue = _queues.create(unbounditems=marker)
+        try:
+            assert queue.unbounditems is _queues.UNBOUND
+        finally:
+            queue.close()
 
 
 def test_queues_create_and_list_all_as_in_314():

@@ -238,6 +238,7 @@ def test_negative_maxsize_is_unbounded(maxsize):
         assert not q.full()
         q.put_nowait(i)
     assert q.qsize() == 13
+    assert q.maxsize == maxsize  # reported as given, as in 3.14
 
 
 def test_core_raises_the_classes_of_a_reloaded_queue_module(run_python):

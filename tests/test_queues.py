@@ -229,8 +229,9 @@ def test_unbound_items_when_the_sender_closes():
     with pytest.raises(ItemInterpreterDestroyed):
         q.get()
     assert q.get() == "mine"
-    assert repr(UNBOUND) == "interpreters_aio.UNBOUND"
-    assert pickle.loads(pickle.dumps(UNBOUND_ERROR)) is UNBOUND_ERROR
+    assert repr(UNBOUND) == "interpreters_aio._queues.UNBOUND"
+    for marker in (UNBOUND, UNBOUND_ERROR, UNBOUND_REMOVE):
+        assert pickle.loads(pickle.dumps(marker)) is marker
     assert UNBOUND_REMOVE is not UNBOUND
 
 

@@ -11,7 +11,8 @@ pub static QUEUES: Registry<Queue> = Registry::new();
 
 pub struct Queue {
     id: u64,
-    maxsize: usize,
+    /// As given: 0 or negative means unbounded, and is reported back as given (as in 3.14).
+    maxsize: i64,
     /// Refuse objects that would need pickling.
     pub strict: bool,
     /// What happens to items of a closed interpreter unless `put` says otherwise.
@@ -20,9 +21,12 @@ pub struct Queue {
 }
 
 impl Queue {
-    /// A new queue; `maxsize` 0 means unbounded.
-    pub fn create(maxsize: usize, default_unbound: Unbound, strict: bool) -> Arc<Queue> {
-        let capacity = if maxsize == 0 { Capacity::Unbounded } else { Capacity::Bounded(maxsize) };
+    /// A new queue; `maxsize` 0 or negative means unbounded.
+    pub fn create(maxsize: i64, default_unbound: Unbound, strict: bool) -> Arc<Queue> {
+        let capacity = match usize::try_from(maxsize) {
+            Ok(bound) if bound > 0 => Capacity::Bounded(bound),
+            _ => Capacity::Unbounded,
+        };
         QUEUES.insert(|id| Queue { id, maxsize, strict, default_unbound, fifo: Fifo::new(capacity) })
     }
 
@@ -30,7 +34,7 @@ impl Queue {
         self.id
     }
 
-    pub fn maxsize(&self) -> usize {
+    pub fn maxsize(&self) -> i64 {
         self.maxsize
     }
 }

@@ -120,7 +120,7 @@ pub unsafe extern "C" fn queue_create(_m: *mut PyObject, args: Args, nargs: Py_s
         if PyType_Check(cls) == 0 {
             return null(py::raise(PyExc_TypeError, "queue_create() takes a class"));
         }
-        let queue = Queue::create(maxsize.max(0) as usize, op, strict);
+        let queue = Queue::create(maxsize, op, strict);
         handles::new_handle(cls.cast(), Target::Queue(queue))
     }
 }
@@ -228,7 +228,7 @@ pub unsafe extern "C" fn queue_info(_m: *mut PyObject, args: Args, nargs: Py_ssi
         use interpreters_aio_core::Value;
         let info = Value::Tuple(vec![
             Value::Int(q.id() as i64),
-            Value::Int(q.maxsize() as i64),
+            Value::Int(q.maxsize()),
             Value::Int(q.fifo.len() as i64),
             Value::Bool(q.fifo.is_full()),
             Value::Bool(q.fifo.closing() != Closing::Open),
