@@ -9,7 +9,8 @@ versions, in this order:
    the hook ``concurrent.futures`` uses too): interrupt any thread running
    code in one of our interpreters (``KeyboardInterrupt``) and say so on
    stderr, then wait for it to leave, within a bound;
-2. after the joins (``atexit``): close every interpreter this package made.
+2. after the joins (``atexit``): close every interpreter this package made,
+   with the ``RuntimeWarning`` CPython 3.14 gives for remaining subinterpreters.
 
 A thread that ignores the interrupt (a C call that never returns, code that
 swallows ``KeyboardInterrupt``) would otherwise abort or hang the process; we
@@ -26,8 +27,22 @@ import os
 import sys
 import threading
 import time
+import warnings
 
 from . import _core
+
+# CPython 3.13+'s words when finalization finds subinterpreters left open.
+REMAINING_WARNING = "remaining subinterpreters; close them with Interpreter.close()"
+
+# Interpreters a pool owns: like the stdlib's InterpreterPoolExecutor, a pool
+# that was never shut down is cleaned up at exit without a warning.
+_pooled: set[int] = set()
+
+
+def pooled(id: int) -> None:
+    """Close interpreter ``id`` at exit without the remaining-interpreters warning."""
+    _pooled.add(id)
+
 
 EXIT_TIMEOUT_ENV = "INTERPRETERS_AIO_EXIT_TIMEOUT"
 _DEFAULT_EXIT_TIMEOUT = 5.0
@@ -87,7 +102,10 @@ def _safe_is_running(id: int) -> bool:
 def _close_all() -> None:
     """Close every interpreter this package created, newest first."""
     _stop_running_code()
-    for id in reversed(_core.our_ids()):
+    remaining = _core.our_ids()
+    if any(id not in _pooled for id in remaining):
+        warnings.warn_explicit(REMAINING_WARNING, RuntimeWarning, "<sys>", 0)
+    for id in reversed(remaining):
         try:
             _core.close(id)
         except Exception as exc:

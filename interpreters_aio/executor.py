@@ -25,6 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.thread import BrokenThreadPool
 from typing import Any
 
+from . import _shutdown
 from ._errors import ExecutionFailed, RemoteTraceback
 from ._interpreter import Interpreter, create
 
@@ -83,6 +84,7 @@ class InterpreterPoolExecutor(ThreadPoolExecutor):
 
     def _start_worker(self, initializer: Callable[..., object] | None, initargs: tuple) -> None:
         interp = create()
+        _shutdown.pooled(interp.id)
         with self._interps_lock:
             self._interps.append(interp)
         self._interp_local.interp = interp
