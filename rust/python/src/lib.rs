@@ -9,6 +9,7 @@
 //! `to_value` / `from_value` (object <-> `Value`), `py` (small wrappers).
 
 mod api;
+mod by_value;
 mod channels;
 mod from_value;
 mod handles;
