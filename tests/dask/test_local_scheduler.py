@@ -78,7 +78,10 @@ def bag_imports_in_a_subinterpreter() -> str | None:
         try:
             interp.exec("import dask.bag")
         except interpreters.ExecutionFailed as e:
-            return f"dask.bag does not import in a subinterpreter: {e.excinfo.msg}"
+            # The root cause is the first ImportError of the chain (on 3.12:
+            # "module _ctypes does not support loading in subinterpreters").
+            errors = [line for line in e.excinfo.formatted.splitlines() if "Error:" in line]
+            return f"dask.bag does not import in a subinterpreter: {(errors or ['?'])[0]}"
     return None
 
 
