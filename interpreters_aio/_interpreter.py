@@ -318,10 +318,12 @@ class Interpreter:
         result cross natively where possible and by pickle otherwise; a
         lambda, a nested function, or a function defined in ``__main__`` is
         sent by its code and runs with the interpreter's ``__main__`` as
-        globals (it must not use variables of an enclosing function), except
-        that a function of the main script that uses the script's globals runs
-        with those of the script re-run there as a hidden module, as in 3.14.
-        The call runs as if from the top level of ``__main__``, so
+        globals, except that a function of the main script that uses the
+        script's globals runs with those of the script re-run there as a
+        hidden module, as in 3.14. With cloudpickle installed, closures,
+        interactive or nested functions that use their module's globals, and
+        classes defined in ``__main__`` or in functions go by value (see
+        "Pickling" in the guide); without it, closures are refused. The call runs as if from the top level of ``__main__``, so
         ``call(eval, "x")``, ``call(exec, ...)`` and ``call(dir)`` work there.
 
         Raises:

@@ -46,7 +46,8 @@ class InterpreterPoolExecutor(ThreadPoolExecutor):
 
     ``fn``, its arguments and its result cross between interpreters like
     ``Interpreter.call``'s (natively, or by pickle; functions from
-    ``__main__`` and lambdas by their code).
+    ``__main__`` and lambdas by their code; closures and classes defined in
+    ``__main__`` by value when cloudpickle is installed).
 
     Args:
         max_workers: worker threads, each with its own interpreter (default:

@@ -61,6 +61,17 @@ def build_overlay() -> Path:
     for stand_in in (HERE / "stand_ins").glob("_*.py"):
         if not (stdlib_test / stand_in.name).exists():  # the build's own wins
             (package / stand_in.name).symlink_to(stand_in)
+    # With cloudpickle installed (the `test` extra has it), closures and other
+    # objects the standard pickle refuses cross by value: a deliberate
+    # difference (docs/guide.md) that the suite's "must be refused" cases
+    # would count as failures. The suite checks 3.14's semantics, so a
+    # `cloudpickle` whose import fails shadows the real one in every
+    # interpreter (they all get this PYTHONPATH).
+    blocked = root / "cloudpickle"
+    blocked.mkdir()
+    (blocked / "__init__.py").write_text(
+        "raise ImportError('hidden from the CPython suite by tests/cpython/runner.py')\n"
+    )
     return root
 
 

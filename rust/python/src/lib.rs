@@ -6,9 +6,11 @@
 //! Layout: `module` (definition and per-interpreter state), `api` (the
 //! functions Python sees, and error mapping), `interp` (lifecycle and
 //! thread states), `run` (exec/call/prepare_main and exception snapshots),
-//! `to_value` / `from_value` (object <-> `Value`), `py` (small wrappers).
+//! `to_value` / `from_value` (object <-> `Value`), `by_value` (cloudpickle,
+//! where the standard pickle cannot help), `py` (small wrappers).
 
 mod api;
+mod by_value;
 mod channels;
 mod from_value;
 mod handles;

@@ -9,6 +9,7 @@
 use interpreters_aio_core::Value;
 use pyo3_ffi::*;
 
+use crate::by_value;
 use crate::from_value::{from_value, main_dict};
 use crate::interp::{self, InterpError};
 use crate::py::{self, Owned, PyResult};
@@ -178,6 +179,7 @@ pub unsafe fn call(
         Ok(inputs) => inputs,
         Err(e) => return Ok(Err(e)),
     };
+    let mut not_rebuilt = false;
     // SAFETY: the closure runs inside the target, under its GIL.
     let outcome = unsafe {
         run_in(id, || {
@@ -187,7 +189,10 @@ pub unsafe fn call(
             })();
             let (f, a, k) = match rebuilt {
                 Ok(objs) => objs,
-                Err(_) => return rebuild_failed(),
+                Err(_) => {
+                    not_rebuilt = true;
+                    return rebuild_failed();
+                }
             };
             match call_in_main(&f, &a, k.as_ref()) {
                 Err(_) => Outcome::Failed(snapshot()),
@@ -201,7 +206,54 @@ pub unsafe fn call(
             }
         })
     };
-    outcome.map(Ok)
+    // SAFETY: back in the caller's interpreter, under its GIL.
+    outcome.map(|outcome| Ok(unsafe { explain_not_rebuilt(outcome, not_rebuilt, &[&f, &a, &k]) }))
+}
+
+/// Adds to a failed rebuild (in the target) of inputs pickled by reference to
+/// the sender's `__main__` why that happened and what helps: without
+/// cloudpickle, what is defined in `__main__` can only be looked up in the
+/// target's own `__main__`, which does not have it.
+///
+/// # Safety
+/// The caller's GIL is held.
+unsafe fn explain_not_rebuilt(outcome: Outcome, not_rebuilt: bool, inputs: &[&Value]) -> Outcome {
+    let Outcome::NotShareable(msg) = outcome else { return outcome };
+    if !not_rebuilt || !inputs.iter().any(|value| pickled_refers_to_main(value, 0)) {
+        return Outcome::NotShareable(msg);
+    }
+    // SAFETY: the caller's GIL is held.
+    let available = unsafe { by_value::available() }.unwrap_or_else(|_| {
+        // SAFETY: as above; the lookup's failure only means "no hint".
+        unsafe { PyErr_Clear() };
+        true
+    });
+    if available {
+        return Outcome::NotShareable(msg);
+    }
+    Outcome::NotShareable(format!(
+        "{msg} (it refers to something defined in __main__, which the standard pickle sends by \
+         name and the target's own __main__ does not have: {})",
+        by_value::INSTALL_HINT
+    ))
+}
+
+/// Whether a pickled leaf of `value` refers to `__main__`.
+fn pickled_refers_to_main(value: &Value, depth: usize) -> bool {
+    if depth > interpreters_aio_core::MAX_DEPTH {
+        return false;
+    }
+    let any = |items: &[Value]| items.iter().any(|item| pickled_refers_to_main(item, depth + 1));
+    match value {
+        Value::Pickled(data) => by_value::refers_to_main(data),
+        Value::Tuple(items) | Value::List(items) | Value::Dict(items) => any(items),
+        Value::Set(items) | Value::FrozenSet(items) => any(items),
+        Value::Function(func) => {
+            pickled_refers_to_main(&func.defaults, depth + 1)
+                || pickled_refers_to_main(&func.kwdefaults, depth + 1)
+        }
+        _ => false,
+    }
 }
 
 /// The call stub's source: a call of three constants, swapped for the
@@ -347,10 +399,12 @@ pub unsafe fn set_main_attrs(
         Ok(value) => value,
         Err(e) => return Ok(Err(e)),
     };
+    let mut not_rebuilt = false;
     // SAFETY: the closure runs inside the target, under its GIL.
     let outcome = unsafe {
         run_in(id, || {
             let Ok(ns) = from_value(&value) else {
+                not_rebuilt = true;
                 return rebuild_failed();
             };
             let updated = main_dict().and_then(|globals| {
@@ -366,7 +420,8 @@ pub unsafe fn set_main_attrs(
             }
         })
     };
-    outcome.map(Ok)
+    // SAFETY: back in the caller's interpreter, under its GIL.
+    outcome.map(|outcome| Ok(unsafe { explain_not_rebuilt(outcome, not_rebuilt, &[&value]) }))
 }
 
 /// An input converted fine in the sender but could not be rebuilt here

@@ -13,6 +13,7 @@ use std::ffi::c_char;
 use interpreters_aio_core::{Seq, Shared, SharedView, ShippedFunction, Value, MAX_DEPTH};
 use pyo3_ffi::*;
 
+use crate::by_value::{self, ByValue};
 use crate::py::{self, Owned, PyResult, Raised};
 
 /// Why an object could not be turned into a `Value`.
@@ -290,6 +291,15 @@ impl Encoder {
     /// Ships a function that pickle could not find by name in the receiver:
     /// one defined in `__main__`, a lambda, or a nested function. Returns
     /// `None` for functions that pickle can send by reference.
+    ///
+    /// Such a function goes by its code (fast, and no dependency) when that
+    /// is enough: it uses no variables of an enclosing function, and either
+    /// none of its module's globals or those of a main script the receiver
+    /// can run again. Otherwise (a closure, or a REPL, notebook or nested
+    /// function that uses its module's globals) cloudpickle sends it by
+    /// value, with the globals it uses; without cloudpickle a closure is
+    /// refused, and the rest still goes by code (running with the target's
+    /// `__main__` as globals, as before).
     unsafe fn ship_function(&mut self, func: *mut PyObject) -> Step<Option<Value>> {
         // SAFETY: for the whole body, the GIL is held and `func` is an exact
         // function object; the accessors return borrowed references it owns.
@@ -315,18 +325,37 @@ impl Encoder {
                 )));
             }
             let closure = PyFunction_GetClosure(func);
-            if !closure.is_null() && closure != Py_None() {
-                let free = py::getattr(PyFunction_GetCode(func), c"co_freevars")
-                    .map(|names| py::display(names.as_ptr()))
-                    .unwrap_or_else(|_| {
-                        PyErr_Clear();
-                        "?".to_owned()
-                    });
-                return Err(self.refuse(format!(
-                    "function {qualname_text:?} uses variables of an enclosing function {free}, \
-                     which cannot be sent to another interpreter: define it at module level and \
-                     pass those values as arguments"
-                )));
+            let has_closure = !closure.is_null() && closure != Py_None();
+            let globals = PyFunction_GetGlobals(func);
+            let uses = !globals.is_null()
+                && PyDict_Check(globals) != 0
+                && uses_globals(PyFunction_GetCode(func), globals, 0)?;
+            let script = if in_main && !by_name_impossible && uses { main_script(globals)? } else { None };
+            if has_closure || (uses && script.is_none()) {
+                match by_value::dumps(func)? {
+                    ByValue::Pickled(data) => return Ok(Some(Value::Pickled(data))),
+                    ByValue::Failed(why) => {
+                        return Err(self.refuse(format!(
+                            "function {qualname_text:?} cannot be sent to another interpreter: \
+                             cloudpickle could not pickle it ({why})"
+                        )));
+                    }
+                    ByValue::Unavailable if has_closure => {
+                        let free = py::getattr(PyFunction_GetCode(func), c"co_freevars")
+                            .map(|names| py::display(names.as_ptr()))
+                            .unwrap_or_else(|_| {
+                                PyErr_Clear();
+                                "?".to_owned()
+                            });
+                        return Err(self.refuse(format!(
+                            "function {qualname_text:?} uses variables of an enclosing function \
+                             {free}, which the standard pickle cannot send to another interpreter: \
+                             {}, or define it at module level and pass those values as arguments",
+                            by_value::INSTALL_HINT
+                        )));
+                    }
+                    ByValue::Unavailable => {}
+                }
             }
             let code = py::check(PyMarshal_WriteObjectToString(PyFunction_GetCode(func), 4))?;
             let code_bytes = {
@@ -339,7 +368,6 @@ impl Encoder {
             let defaults = if defaults.is_null() { Value::None } else { self.encode(defaults)? };
             let kwdefaults = PyFunction_GetKwDefaults(func);
             let kwdefaults = if kwdefaults.is_null() { Value::None } else { self.encode(kwdefaults)? };
-            let script = if in_main && !by_name_impossible { main_script(func)? } else { None };
             Ok(Some(Value::Function(Box::new(ShippedFunction {
                 code: code_bytes,
                 name,
@@ -370,47 +398,92 @@ impl Encoder {
             let args = [obj, protocol.as_ptr()];
             let pickled = Owned::from_new(PyObject_Vectorcall(dumps, args.as_ptr(), 2, std::ptr::null_mut()));
             let Some(pickled) = pickled else {
-                let why = py::take_exception()
-                    .map(|exc| format!("{}: {}", py::type_name(exc.as_ptr()), py::display(exc.as_ptr())))
-                    .unwrap_or_default();
-                return Err(self.refuse(format!(
-                    "{name} object is not shareable: it is not natively shareable and pickling it \
-                     failed ({why})"
-                )));
+                return self.pickle_by_value(obj, &name);
             };
             if PyBytes_Check(pickled.as_ptr()) == 0 {
                 return Err(self.refuse(format!("pickling a {name} object did not give bytes")));
             }
             let data = PyBytes_AsString(pickled.as_ptr()).cast::<u8>();
             let len = PyBytes_Size(pickled.as_ptr()) as usize;
-            Ok(Value::Pickled(std::slice::from_raw_parts(data, len).into()))
+            let data = std::slice::from_raw_parts(data, len);
+            // By reference to `__main__` means the receiver's own `__main__`,
+            // which lacks what the sender defined there: by value instead.
+            if by_value::refers_to_main(data) {
+                if let ByValue::Pickled(by_value) = by_value::dumps(obj)? {
+                    return Ok(Value::Pickled(by_value));
+                }
+            }
+            Ok(Value::Pickled(data.into()))
+        }
+    }
+
+    /// The standard pickle failed on `obj` (its exception is set): cloudpickle
+    /// may still manage, by value (a class or function defined in a function,
+    /// an object of a class from a script run as a hidden module).
+    unsafe fn pickle_by_value(&mut self, obj: *mut PyObject, name: &str) -> Step<Value> {
+        // SAFETY: for the whole body, the GIL is held and `obj` is live.
+        unsafe {
+            let Some(exc) = py::take_exception() else {
+                return Err(Failed);
+            };
+            let why = format!("{}: {}", py::type_name(exc.as_ptr()), py::display(exc.as_ptr()));
+            // What fails to pickle by reference raises PicklingError (or, before
+            // 3.14, AttributeError "Can't pickle local object"). Anything else
+            // (a TypeError for a lock, a socket, a module) is the object's own
+            // refusal, which stays a refusal, as in 3.14.
+            let by_reference = PyErr_GivenExceptionMatches(exc.as_ptr(), PyExc_AttributeError) != 0
+                || pickling_error(exc.as_ptr())?;
+            if !by_reference {
+                return Err(self.refuse(format!(
+                    "{name} object is not shareable: it is not natively shareable and pickling it \
+                     failed ({why})"
+                )));
+            }
+            match by_value::dumps(obj)? {
+                ByValue::Pickled(data) => Ok(Value::Pickled(data)),
+                ByValue::Unavailable => Err(self.refuse(format!(
+                    "{name} object is not shareable: the standard pickle cannot send it ({why}); {}",
+                    by_value::INSTALL_HINT
+                ))),
+                ByValue::Failed(by_value_why) => Err(self.refuse(format!(
+                    "{name} object is not shareable: it is not natively shareable and pickling it \
+                     failed ({why}; by value with cloudpickle: {by_value_why})"
+                ))),
+            }
         }
     }
 }
 
-/// The path of the `__main__` script that defined `func`, if `func` is a
-/// top-level function of it that uses the script's globals: 3.14 pickles such
-/// a function by name and the receiver finds it by running the script as a
-/// hidden module. A function that uses none (only builtins) runs in the
-/// receiver's `__main__`, as 3.14 runs "stateless" functions.
+/// Whether `exc` is a `pickle.PicklingError`.
 ///
 /// # Safety
-/// The GIL is held and `func` is an exact function of `__main__`.
-unsafe fn main_script(func: *mut PyObject) -> Step<Option<Box<str>>> {
-    // SAFETY: the GIL is held; the accessors borrow from `func`.
+/// The GIL is held and `exc` is an exception.
+unsafe fn pickling_error(exc: *mut PyObject) -> Step<bool> {
+    // SAFETY: the GIL is held; `pickle` is imported (its `dumps` just ran).
     unsafe {
-        let globals = PyFunction_GetGlobals(func);
-        if globals.is_null() || PyDict_Check(globals) == 0 {
-            return Ok(None);
-        }
+        let pickle = py::module(c"pickle")?;
+        let error = py::getattr(pickle.as_ptr(), c"PicklingError")?;
+        Ok(PyErr_GivenExceptionMatches(exc, error.as_ptr()) != 0)
+    }
+}
+
+/// The path of the `__main__` script whose globals are `globals` (those of a
+/// top-level function of it that uses them): 3.14 pickles such a function by
+/// name and the receiver finds it by running the script as a hidden module.
+/// `None` in a REPL, a notebook, `python -c` or `python -`: no script to run.
+///
+/// # Safety
+/// The GIL is held and `globals` is a dict.
+unsafe fn main_script(globals: *mut PyObject) -> Step<Option<Box<str>>> {
+    // SAFETY: the GIL is held; the item is borrowed from `globals`.
+    unsafe {
         let file = PyDict_GetItemString(globals, c"__file__".as_ptr());
         if file.is_null() || PyUnicode_Check(file) == 0 {
             return Ok(None);
         }
-        if !uses_globals(PyFunction_GetCode(func), globals, 0)? {
-            return Ok(None);
-        }
-        Ok(Some(py::str_utf8(file)?.into()))
+        let path = py::str_utf8(file)?;
+        // `python -` names its `__main__` "<stdin>": no file to run again.
+        Ok((!path.starts_with('<')).then(|| path.into()))
     }
 }
 
