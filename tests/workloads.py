@@ -252,3 +252,16 @@ def produce_numbers(q, s, count):
         q.put(i)
     q.close()
     sender.join()
+
+
+def echo_one(q, back):
+    """Take one item from ``q`` and put it on ``back``."""
+    back.put(q.get(timeout=10))
+
+
+def consume_sized(q, done, count):
+    """Take ``count`` items from ``q``; put their total length on ``done``."""
+    total = 0
+    for _ in range(count):
+        total += len(q.get(timeout=30))
+    done.put(total)

@@ -20,6 +20,7 @@ compile_error!(
 pub mod channel;
 pub mod fifo;
 pub mod interpreters;
+pub mod lending;
 pub mod parker;
 pub mod queue;
 pub mod registry;

@@ -28,6 +28,9 @@ pub enum Value {
     /// UTF-8 with surrogates passed through (Python's "surrogatepass").
     StrSurrogates(Box<[u8]>),
     Bytes(Box<[u8]>),
+    /// Large `bytes` still in the sender's memory, copied once at receipt
+    /// (see `lending`); rebuilt as `bytes` like `Bytes`.
+    Lent(Shared<crate::lending::Loan>),
     Tuple(Vec<Value>),
     List(Vec<Value>),
     /// A list or tuple holding only 64-bit ints, packed: numeric data is the
@@ -143,6 +146,7 @@ impl Value {
         match self {
             Value::BigInt(s) | Value::Str(s) => own + s.len(),
             Value::StrSurrogates(b) | Value::Bytes(b) | Value::Pickled(b) => own + b.len(),
+            Value::Lent(loan) => own + loan.0.len(),
             Value::Ints(_, items) => own + std::mem::size_of_val(&**items),
             Value::Floats(_, items) => own + std::mem::size_of_val(&**items),
             Value::Tuple(items)

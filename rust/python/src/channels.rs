@@ -20,7 +20,7 @@ use crate::interp;
 use crate::module::{raise_named, state};
 use crate::py::{self, Owned, PyResult, Raised};
 use crate::queues::{bool_arg, check_nargs, fd_pair, float_arg, int_arg, pair};
-use crate::to_value::{to_value, ConvertError, Fallback};
+use crate::to_value::{to_value_lending, ConvertError, Fallback};
 use crate::wait::{block_on, deadline, pop_or_wait, push_or_wait, Popped, Pushed};
 
 type Args = *mut *mut PyObject;
@@ -115,7 +115,8 @@ pub unsafe extern "C" fn channel_send(module: *mut PyObject, args: Args, nargs: 
             }
         } else {
             let fallback = if channel.allow_pickle { Fallback::Pickle } else { Fallback::Refuse };
-            match to_value(obj, fallback) {
+            crate::lending::settle(module);
+            match to_value_lending(obj, fallback, crate::lending::lender(module)) {
                 Ok(v) => v,
                 Err(ConvertError::NotShareable(msg)) => {
                     let class = state(module).not_shareable;
@@ -204,6 +205,7 @@ pub unsafe extern "C" fn channel_recv(module: *mut PyObject, args: Args, nargs: 
         if end != End::Recv {
             return null(py::raise(PyExc_TypeError, "recv() needs the receiving end of a channel"));
         }
+        crate::lending::settle(module);
         let me = interp::current_id();
         if let Err(e) = channel.associate(End::Recv, me) {
             return raise_end(module, id, end, e);

@@ -54,6 +54,14 @@ impl Decoder {
                     bytes.as_ptr().cast::<c_char>(),
                     bytes.len() as Py_ssize_t,
                 )),
+                Value::Lent(loan) => {
+                    let len = loan.0.len();
+                    let bytes = py::check(PyBytes_FromStringAndSize(std::ptr::null(), len as Py_ssize_t))?;
+                    let data = PyBytes_AsString(bytes.as_ptr()).cast::<u8>();
+                    // The one copy, from the sender's memory into the new object.
+                    loan.0.copy_to(std::slice::from_raw_parts_mut(data, len));
+                    Ok(bytes)
+                }
                 Value::Tuple(items) => {
                     let tuple = py::check(PyTuple_New(items.len() as Py_ssize_t))?;
                     for (i, item) in items.iter().enumerate() {

@@ -16,6 +16,7 @@ mod from_value;
 mod handles;
 mod http;
 mod interp;
+mod lending;
 mod module;
 mod py;
 mod queues;

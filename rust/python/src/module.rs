@@ -25,6 +25,9 @@ pub struct State {
     pub errors: *mut PyObject,
     pub handle_type: *mut PyObject,
     pub buffer_type: *mut PyObject,
+    /// This interpreter's loans of large `bytes` (see `lending`): a
+    /// `Box::into_raw`, set in exec and closed in free. Not a Python object.
+    pub lender: *mut std::sync::Arc<interpreters_aio_core::lending::Lender>,
 }
 
 impl State {
@@ -101,13 +104,23 @@ unsafe extern "C" fn clear(module: *mut PyObject) -> c_int {
 
 unsafe extern "C" fn free(module: *mut c_void) {
     // SAFETY: CPython frees the module once, under its interpreter's GIL.
-    unsafe { clear(module.cast()) };
+    unsafe {
+        clear(module.cast());
+        let state = PyModule_GetState(module.cast()).cast::<State>();
+        if !state.is_null() && !(*state).lender.is_null() {
+            // The interpreter is going: loans still out are copied into Rust
+            // memory (items outlive their sender), then every reference goes.
+            let lender = Box::from_raw(std::mem::replace(&mut (*state).lender, ptr::null_mut()));
+            crate::lending::release(lender.close());
+        }
+    }
 }
 
 unsafe extern "C" fn exec_module(module: *mut PyObject) -> c_int {
     // SAFETY: `module` is the fresh module object; the state was zeroed by
     // CPython and takes the new references to the types.
     unsafe {
+        state(module).lender = Box::into_raw(Box::new(interpreters_aio_core::lending::Lender::new()));
         let max_depth = PyLong_FromSize_t(interpreters_aio_core::MAX_DEPTH);
         if max_depth.is_null() {
             return -1;

@@ -13,7 +13,7 @@ use crate::handles::{self, Target};
 use crate::interp;
 use crate::module::{raise_named, state};
 use crate::py::{self, Owned, PyResult, Raised};
-use crate::to_value::{to_value, ConvertError, Fallback};
+use crate::to_value::{to_value_lending, ConvertError, Fallback};
 use crate::wait::{deadline, pop_or_wait, push_or_wait, Popped, Pushed};
 
 type Args = *mut *mut PyObject;
@@ -137,7 +137,8 @@ pub unsafe extern "C" fn queue_put(module: *mut PyObject, args: Args, nargs: Py_
         let Ok((queue, block, timeout, op)) = parsed else { return std::ptr::null_mut() };
         let unbound = unbound_from_int(op).unwrap_or(queue.default_unbound);
         let fallback = if queue.strict { Fallback::Refuse } else { Fallback::Pickle };
-        let value = match to_value(*args.add(1), fallback) {
+        crate::lending::settle(module);
+        let value = match to_value_lending(*args.add(1), fallback, crate::lending::lender(module)) {
             Ok(v) => v,
             Err(ConvertError::NotShareable(msg)) => {
                 return null(py::raise(or_type_error(state(module).not_shareable), &msg));
@@ -174,6 +175,7 @@ pub unsafe extern "C" fn queue_get(module: *mut PyObject, args: Args, nargs: Py_
         })();
         let Ok((queue, block, timeout)) = parsed else { return std::ptr::null_mut() };
         let id = queue.id();
+        crate::lending::settle(module);
         match pop_or_wait(module, &queue.fifo, block, deadline(timeout), || Ok(())) {
             Ok(Popped::Got(Received::Value(value))) => match from_value(&value) {
                 Ok(obj) => pair(obj, py::none()),

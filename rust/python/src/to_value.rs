@@ -61,7 +61,28 @@ pub enum Fallback {
 /// # Safety
 /// The GIL of the interpreter owning `obj` is held.
 pub unsafe fn to_value(obj: *mut PyObject, fallback: Fallback) -> Result<Value> {
-    let mut encoder = Encoder { fallback, open_containers: Vec::new(), dumps: None, failure: None };
+    // SAFETY: forwarded from the caller.
+    unsafe { to_value_lending(obj, fallback, None) }
+}
+
+/// Converts `obj` into a `Value`, lending large `bytes` from `lender` (this
+/// interpreter's) rather than copying them (see `lending`): for items that
+/// wait in a queue or channel, received once.
+///
+/// # Safety
+/// The GIL of the interpreter owning `obj` and `lender` is held.
+pub unsafe fn to_value_lending(
+    obj: *mut PyObject,
+    fallback: Fallback,
+    lender: Option<&std::sync::Arc<interpreters_aio_core::lending::Lender>>,
+) -> Result<Value> {
+    let mut encoder = Encoder {
+        fallback,
+        open_containers: Vec::new(),
+        dumps: None,
+        failure: None,
+        lender: lender.cloned(),
+    };
     // SAFETY: forwarded from the caller.
     unsafe { encoder.encode(obj) }.map_err(|Failed| encoder.failure.take().unwrap_or(ConvertError::Raised))
 }
@@ -91,6 +112,8 @@ struct Encoder {
     dumps: Option<Owned>,
     /// Why the conversion failed, when it was not a Python exception.
     failure: Option<ConvertError>,
+    /// Where large `bytes` are lent from, if they may be.
+    lender: Option<std::sync::Arc<interpreters_aio_core::lending::Lender>>,
 }
 
 fn is_type(obj: *mut PyObject, ty: *mut PyTypeObject) -> bool {
@@ -142,7 +165,9 @@ impl Encoder {
             } else if ty == &raw mut PyBytes_Type {
                 let data = PyBytes_AsString(obj).cast::<u8>();
                 let len = PyBytes_Size(obj) as usize;
-                out.push(Value::Bytes(std::slice::from_raw_parts(data, len).into()));
+                let lent =
+                    self.lender.as_ref().and_then(|lender| crate::lending::lend(lender, obj, data, len));
+                out.push(lent.unwrap_or_else(|| Value::Bytes(std::slice::from_raw_parts(data, len).into())));
             } else if ty == &raw mut PyComplex_Type {
                 out.push(Value::Complex(PyComplex_RealAsDouble(obj), PyComplex_ImagAsDouble(obj)));
             } else if ty == &raw mut PyTuple_Type
