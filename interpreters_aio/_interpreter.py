@@ -323,8 +323,9 @@ class Interpreter:
         hidden module, as in 3.14. With cloudpickle installed, closures,
         interactive or nested functions that use their module's globals, and
         classes defined in ``__main__`` or in functions go by value (see
-        "Pickling" in the guide); without it, closures are refused. The call runs as if from the top level of ``__main__``, so
-        ``call(eval, "x")``, ``call(exec, ...)`` and ``call(dir)`` work there.
+        "Pickling" in the guide); without it, closures are refused. The call
+        runs as if from the top level of ``__main__``, so ``call(eval, "x")``,
+        ``call(exec, ...)`` and ``call(dir)`` work there.
 
         Raises:
             NotShareableError: the function, an argument or the result cannot
