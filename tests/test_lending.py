@@ -97,7 +97,7 @@ def test_large_bytes_survive_their_senders_interpreter_closing():
     )
     digests = [q.get(timeout=10) for _ in sizes]
     sender.close()
-    for size, digest in zip(sizes, digests):
+    for size, digest in zip(sizes, digests, strict=True):
         first = r.recv(timeout=10)
         second, size_again = r.recv(timeout=10)
         assert len(first) == size == size_again
@@ -121,7 +121,9 @@ def test_many_items_between_two_subinterpreters():
         count, size = 50, (1 << 20) + 3
         t = consumer.call_in_thread(workloads.consume_sized, q, done, count)
         producer.prepare_main(q=q, count=count, size=size)
-        producer.exec("data = bytes(range(256)) * (size // 256) + b'abc'\nfor _ in range(count): q.put(data)")
+        producer.exec(
+            "data = bytes(range(256)) * (size // 256) + b'abc'\nfor _ in range(count): q.put(data)"
+        )
         t.join(30)
         assert done.get(timeout=10) == count * size
     finally:
