@@ -44,6 +44,11 @@ def pooled(id: int) -> None:
     _pooled.add(id)
 
 
+def unpooled(id: int) -> None:
+    """Forget interpreter ``id`` (its pool closed it): keeps ``_pooled`` bounded."""
+    _pooled.discard(id)
+
+
 EXIT_TIMEOUT_ENV = "INTERPRETERS_AIO_EXIT_TIMEOUT"
 _DEFAULT_EXIT_TIMEOUT = 5.0
 

@@ -147,3 +147,4 @@ class InterpreterPoolExecutor(ThreadPoolExecutor):
                 interps, self._interps = self._interps, []
             for interp in interps:
                 interp.close()
+                _shutdown.unpooled(interp.id)
