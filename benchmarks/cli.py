@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from . import environment, report
+from . import compare, environment, report
 from .registry import all_sections, qualified_name
 from .runner import matches, run_all
 from .timing import FULL, QUICK
@@ -32,9 +32,41 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="run only the cases whose 'section/case' name contains PATTERN (case-insensitive)",
     )
     parser.add_argument("--json", metavar="PATH", help="also write the raw results to PATH")
+    parser.add_argument(
+        "--compare",
+        metavar="PATH",
+        help="also compare the times with a run saved earlier by --json PATH",
+    )
+    parser.add_argument(
+        "--threshold",
+        metavar="PCT",
+        type=_percent,
+        default=compare.DEFAULT_THRESHOLD * 100,
+        help="with --compare: mark changes of the best time beyond PCT%% (default: %(default)g)",
+    )
+    parser.add_argument(
+        "--fail-on-regression",
+        metavar="PCT",
+        type=_percent,
+        help="with --compare: exit with status 3 if a row's best time grew by more than PCT%%",
+    )
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
     parser.add_argument("--quiet", action="store_true", help="do not report progress on stderr")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.fail_on_regression is not None and args.compare is None:
+        parser.error("--fail-on-regression needs --compare")
+    return args
+
+
+def _percent(text: str) -> float:
+    """A non-negative percentage (``"10"``, ``"2.5"``) for argparse."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a percentage: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"not a percentage: {text!r}")
+    return value
 
 
 def precompile() -> None:
@@ -55,7 +87,9 @@ def _progress(message: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmarks; return the exit status (1 if any contender failed)."""
+    """Run the benchmarks; return the exit status: 1 if any contender failed, 2 if
+    ``--only`` matched nothing or the ``--compare`` file cannot be read, 3 if a
+    row is slower than ``--fail-on-regression`` allows (and nothing failed)."""
     args = parse_args(argv)
     sections = list(all_sections())
 
@@ -65,6 +99,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if matches(args.only, section, case):
                     print(qualified_name(section, case))
         return 0
+
+    saved = None
+    if args.compare is not None:
+        try:  # before the run: a bad file should not cost minutes of benchmarks
+            saved = compare.load(args.compare)
+        except compare.CompareError as exc:
+            print(f"python -m benchmarks: --compare: {exc}", file=sys.stderr)
+            return 2
 
     precompile()
     env = environment.describe()
@@ -80,9 +122,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(report.render(environment.header_lines(env), results), end="")
     print(f"({'quick' if args.quick else 'full'} run, {elapsed:.1f} s)")
 
+    options = {"quick": args.quick, "only": args.only, "elapsed_seconds": elapsed}
     if args.json:
-        options = {"quick": args.quick, "only": args.only, "elapsed_seconds": elapsed}
         with open(args.json, "w", encoding="utf-8") as file:
             file.write(report.to_json(env, options, results))
 
-    return 1 if any(section.failed for section in results) else 0
+    failed = any(section.failed for section in results)
+    if saved is None:
+        return 1 if failed else 0
+    comparison = compare.compare(
+        saved.rows, compare.current_rows(results), args.only, args.threshold / 100
+    )
+    print()
+    print(compare.render(comparison, saved, env, options), end="")
+    if failed:
+        return 1
+    if args.fail_on_regression is not None:
+        regressions = comparison.regressions(args.fail_on_regression / 100)
+        if regressions:
+            print(
+                f"{len(regressions)} row(s) slower by more than "
+                f"{args.fail_on_regression:g}% (--fail-on-regression)",
+                file=sys.stderr,
+            )
+            return 3
+    return 0

@@ -1,4 +1,5 @@
-"""What the results were measured on: Python, platform, and the extension's build.
+"""What the results were measured on: Python, platform, the extension's build,
+the source commit and the date.
 
 The Rust extension matters: ``maturin develop`` without ``--release`` builds
 an unoptimized binary, whose timings say little about the package. Such a
@@ -8,9 +9,12 @@ build carries DWARF debug info (a release build strips it by default), which
 
 from __future__ import annotations
 
+import datetime
+import hashlib
 import os
 import platform
 import struct
+import subprocess
 import sys
 from typing import Any
 
@@ -45,6 +49,41 @@ def has_debug_info(path: str) -> bool | None:
     return False
 
 
+def file_digest(path: str) -> str | None:
+    """The SHA-256 of the file at ``path`` (tells two builds of the extension
+    apart), or ``None`` if it cannot be read."""
+    try:
+        with open(path, "rb") as file:
+            return hashlib.file_digest(file, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
+def _git(directory: str, *args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "-C", directory, *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def source_commit() -> str | None:
+    """The git commit of the checkout these benchmarks run from, with ``+modified``
+    when tracked files differ from it; ``None`` outside a git checkout."""
+    directory = os.path.dirname(os.path.abspath(__file__))
+    commit = _git(directory, "rev-parse", "HEAD")
+    if not commit:
+        return None
+    changes = _git(directory, "status", "--porcelain", "--untracked-files=no")
+    return f"{commit}+modified" if changes else commit
+
+
 def describe() -> dict[str, Any]:
     """The facts printed above the tables and saved with the JSON results."""
     extension = getattr(_core, "__file__", None) or ""
@@ -58,6 +97,9 @@ def describe() -> dict[str, Any]:
         "interpreters_aio": interpreters_aio.__version__,
         "extension": extension,
         "extension_debug_info": has_debug_info(extension) if extension else None,
+        "extension_sha256": file_digest(extension) if extension else None,
+        "commit": source_commit(),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -67,6 +109,7 @@ def header_lines(env: dict[str, Any]) -> list[str]:
         f"Python {env['python_build']}",
         f"{env['implementation']} on {env['platform']}, {env['cpu_count']} CPUs",
         f"interpreters_aio {env['interpreters_aio']} ({env['extension']})",
+        f"commit {env['commit'] or 'unknown'}, {env['date']}",
     ]
     if env["extension_debug_info"]:
         lines.append(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from .registry import BASELINE
@@ -136,10 +136,12 @@ def _row(case: CaseResult, result: ContenderResult) -> list[str]:
     ]
 
 
-def _render_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    """Aligned columns separated by " | ", with a rule under the header."""
+def render_table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], right: Collection[int] = (2, 3)
+) -> list[str]:
+    """Aligned columns separated by " | ", with a rule under the header; the
+    columns numbered in ``right`` (numbers) are right-aligned."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    right = {2, 3}  # numbers are right-aligned
 
     def line(cells: Sequence[str]) -> str:
         padded = [
@@ -164,7 +166,7 @@ def render_section(section: SectionResult) -> str:
                 row[0] = ""  # the case name only on its first row
             rows.append(row)
     lines = [f"== {section.name}: {section.description} =="]
-    lines.extend(_render_table(COLUMNS, rows))
+    lines.extend(render_table(COLUMNS, rows))
     return "\n".join(lines)
 
 
