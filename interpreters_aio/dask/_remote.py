@@ -73,8 +73,7 @@ def _dump_error(exc: BaseException, skip_frames: int) -> bytes:
         tb_dict = None
     exc.__traceback__ = None  # frames hold the task's locals: do not pickle them
     try:
-        pickled_exc: BaseException | None = exc
-        blob = cloudpickle.dumps((pickled_exc, type(exc).__qualname__, str(exc), formatted, tb_dict))
+        blob = cloudpickle.dumps((exc, type(exc).__qualname__, str(exc), formatted, tb_dict))
         cloudpickle.loads(blob)  # the class must also be importable where it is rebuilt
     except BaseException:
         blob = cloudpickle.dumps((None, type(exc).__qualname__, _safe_str(exc), formatted, tb_dict))
