@@ -58,7 +58,9 @@ class InterpreterTaskExecutor(InterpreterPoolExecutor):
         thread_name_prefix: names the pool's threads.
 
     Raises:
-        ProfilerEnabledError: ``distributed.worker.profile.enabled`` is on.
+        ProfilerEnabledError: ``distributed.worker.profile.enabled`` is on
+            (a copy unpickled in a worker process checks at its first task,
+            after the worker has its configuration: the task fails with it).
         UnsupportedDistributedVersion: distributed hands tasks to executors
             in a way this version does not know.
         ImportError: a ``preload`` module cannot be imported.
@@ -70,10 +72,16 @@ class InterpreterTaskExecutor(InterpreterPoolExecutor):
         *,
         preload: Iterable[str] = (),
         thread_name_prefix: str = "",
+        _check_profiler: bool = True,
     ) -> None:
         self._preload = tuple(preload)
         self._task_runner = _guards.task_runner()
-        _guards.require_profiler_off()
+        # A copy unpickled in a worker process is built before the nanny has
+        # applied the cluster's dask config there: it checks at its first task.
+        self._profiler_checked = False
+        if _check_profiler:
+            _guards.require_profiler_off()
+            self._profiler_checked = True
         _guards.preimport(self._preload)
         from dask.sizeof import sizeof
         from distributed.core import error_message
@@ -100,6 +108,9 @@ class InterpreterTaskExecutor(InterpreterPoolExecutor):
             BrokenInterpreterPool: a worker interpreter failed to start.
             RuntimeError: the pool was shut down.
         """
+        if not self._profiler_checked:
+            _guards.require_profiler_off()
+            self._profiler_checked = True
         target = self._run_task if fn is self._task_runner else fn
         try:
             return ThreadPoolExecutor.submit(self, target, *args, **kwargs)
@@ -191,5 +202,8 @@ def _rebuild(
     max_workers: int, preload: tuple[str, ...], thread_name_prefix: str
 ) -> InterpreterTaskExecutor:
     return InterpreterTaskExecutor(
-        max_workers, preload=preload, thread_name_prefix=thread_name_prefix
+        max_workers,
+        preload=preload,
+        thread_name_prefix=thread_name_prefix,
+        _check_profiler=False,
     )
