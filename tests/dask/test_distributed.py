@@ -25,12 +25,12 @@ if sys.version_info[:2] == (3, 12) and sys.version_info < (3, 12, 4):
     )
 
 # Imported first in the main interpreter (the import-order rule, see docs/dask.md).
-import distributed_tasks as tasks  # noqa: E402
-import dask  # noqa: E402
-from distributed import Client, LocalCluster  # noqa: E402
+import dask
+import distributed_tasks as tasks
+from distributed import Client, LocalCluster
 
-import interpreters_aio as interpreters  # noqa: E402
-from interpreters_aio.dask import (  # noqa: E402
+import interpreters_aio as interpreters
+from interpreters_aio.dask import (
     InterpretersPlugin,
     InterpreterTaskExecutor,
     ProfilerEnabledError,
@@ -128,7 +128,7 @@ def test_plugin_installs_and_removes_the_executor():
 
 def test_refuses_to_start_while_the_profiler_is_on():
     with dask.config.set({"distributed.worker.profile.enabled": True}):
-        with pytest.raises(ProfilerEnabledError, match="distributed.worker.profile.enabled"):
+        with pytest.raises(ProfilerEnabledError, match=r"distributed\.worker\.profile\.enabled"):
             InterpreterTaskExecutor(1)
     assert _pool_threads() == []
 
@@ -137,7 +137,7 @@ def test_unknown_distributed_version_fails_clearly(monkeypatch):
     import distributed
 
     monkeypatch.setattr(distributed, "__version__", "2099.1.0")
-    with pytest.raises(UnsupportedDistributedVersion, match="2099.1.0"):
+    with pytest.raises(UnsupportedDistributedVersion, match=r"2099\.1\.0"):
         InterpreterTaskExecutor(1)
 
 
