@@ -1,0 +1,90 @@
+"""Installing :class:`InterpreterTaskExecutor` on running workers: a
+``WorkerPlugin`` (``client.register_plugin``) and the preload hook
+(``dask worker --preload interpreters_aio.dask``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from ._executor import InterpreterTaskExecutor
+
+__all__ = ["DEFAULT_EXECUTOR_NAME", "InterpretersPlugin", "dask_setup"]
+
+DEFAULT_EXECUTOR_NAME = "interpreters"
+"""The executor name tasks are routed to: ``dask.annotate(executor="interpreters")``."""
+
+
+class InterpretersPlugin(WorkerPlugin):
+    """Adds an :class:`InterpreterTaskExecutor` to each worker, under ``executor_name``.
+
+    ``client.register_plugin(InterpretersPlugin())`` installs it on every
+    current and future worker; tasks annotated with
+    ``dask.annotate(executor="interpreters")`` then run in subinterpreters,
+    the others on the worker's threads. Removing the plugin (or closing the
+    worker) shuts the executor down and closes its interpreters.
+
+    Args:
+        max_workers: interpreters per worker (default: the worker's ``nthreads``).
+        executor_name: the name to annotate tasks with; it must not be one
+            the worker already has (such as ``"default"``).
+        preload: modules to import in the main interpreter first, then in
+            each worker interpreter.
+
+    Setting it up on a worker raises :class:`ProfilerEnabledError` while
+    that worker's profiler is on, and ``ValueError`` if the name is taken.
+    """
+
+    name = "interpreters-aio"
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        executor_name: str = DEFAULT_EXECUTOR_NAME,
+        preload: Iterable[str] = (),
+    ) -> None:
+        if max_workers is not None and max_workers < 1:
+            raise ValueError("max_workers must be at least 1")
+        self.max_workers = max_workers
+        self.executor_name = executor_name
+        self.preload = tuple(preload)
+
+    def setup(self, worker: Any) -> None:
+        """Create the executor and add it to ``worker.executors``."""
+        existing = worker.executors.get(self.executor_name)
+        if existing is not None:
+            raise ValueError(
+                f"worker {worker.address} already has an executor named "
+                f"{self.executor_name!r} ({existing!r}); choose another executor_name"
+            )
+        executor = InterpreterTaskExecutor(
+            self.max_workers or worker.state.nthreads,
+            preload=self.preload,
+            thread_name_prefix=f"{worker.name}-Dask-Interpreters",
+        )
+        worker.executors[self.executor_name] = executor
+
+    async def teardown(self, worker: Any) -> None:
+        """Remove the executor from the worker, finish its tasks, close its interpreters."""
+        executor = worker.executors.get(self.executor_name)
+        if isinstance(executor, InterpreterTaskExecutor):
+            del worker.executors[self.executor_name]
+            await asyncio.to_thread(executor.shutdown, wait=True)
+
+
+async def dask_setup(worker: Any) -> None:
+    """The preload hook: ``dask worker --preload interpreters_aio.dask`` (or the
+    ``distributed.worker.preload`` setting) installs :class:`InterpretersPlugin`
+    with its defaults on the worker. A setup that fails stops the worker."""
+    from distributed import Worker
+
+    if not isinstance(worker, Worker):
+        raise TypeError(
+            "interpreters_aio.dask is a worker preload (dask worker --preload "
+            f"interpreters_aio.dask), not one for a {type(worker).__name__}"
+        )
+    await worker.plugin_add(InterpretersPlugin(), catch_errors=False)
