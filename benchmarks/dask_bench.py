@@ -152,7 +152,7 @@ def distributed_contenders(args: argparse.Namespace):
                 runner(client),
                 graph,
                 tiny,
-                lambda: _rss_kib(pids),
+                lambda pids=pids: _rss_kib(pids),
             )
 
 
@@ -187,22 +187,24 @@ def main() -> int:
             if list(results) != [expected] * args.tasks:
                 print(f"{name}: wrong results", file=sys.stderr)
                 return 1
-            times = _time(lambda: run(graph), args.repeat)
-            tiny_times = _time(lambda: run(tiny), args.repeat)
+            times = _time(lambda run=run, graph=graph: run(graph), args.repeat)
+            tiny_times = _time(lambda run=run, tiny=tiny: run(tiny), args.repeat)
             rows.append(
                 (name, baseline, min(times), statistics.median(times), min(tiny_times) / 200, rss())
             )
             print(f"  {name}: {min(times):.3f} s", file=sys.stderr)
     best = {name: b for name, _, b, *_ in rows}
     print(
-        f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {args.tasks} tasks x count_primes({args.limit}), best of {args.repeat}\n"
+        f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
+        f"{args.tasks} tasks x count_primes({args.limit}), best of {args.repeat}\n"
     )
     print("| contender | best | median | speedup vs threaded | per-task overhead | RSS |")
     print("|---|---|---|---|---|---|")
     for name, baseline, b, med, per_task, rss in rows:
         base = best[baseline] if baseline in best else best["local: threads"]
         print(
-            f"| {name} | {b:.3f} s | {med:.3f} s | {base / b:.2f}x | {per_task * 1e6:.0f} µs | {rss / 1024:.0f} MiB |"
+            f"| {name} | {b:.3f} s | {med:.3f} s | {base / b:.2f}x "
+            f"| {per_task * 1e6:.0f} µs | {rss / 1024:.0f} MiB |"
         )
     return 0
 
