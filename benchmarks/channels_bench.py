@@ -554,6 +554,13 @@ def _large_case(stdlib: _StdlibQueues | str, method: str) -> Case:
 
         return setup
 
+    @contextmanager
+    def aio_busy_poll() -> Iterator[Op]:
+        # The stdlib's busy-poll row, with our queues: both sides spin on get_nowait().
+        inbox, done = aio.create_queue(), aio.create_queue()
+        with _aio_worker(consume, (inbox, done, n, True, True), _sentinel(inbox, done)):
+            yield _batch(inbox.put, busy_get(done), payload, n)
+
     def shared_buffer_row(nbytes: int) -> Contender:
         # Batches as large as the small items', since nothing is copied: the reply
         # that ends each batch weighs no more per item than there.
@@ -600,6 +607,14 @@ def _large_case(stdlib: _StdlibQueues | str, method: str) -> Case:
                 aio_setup(lambda: payload, n),
                 expected=expected,
                 note="1 MiB bytes through a queue (copied)",
+                items_per_op=n,
+                item_bytes=size,
+            ),
+            Contender(
+                "interpreters_aio, busy-poll",
+                aio_busy_poll,
+                expected=expected,
+                note="1 MiB bytes, get_nowait() spin on both sides",
                 items_per_op=n,
                 item_bytes=size,
             ),
