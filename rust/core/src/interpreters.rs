@@ -73,6 +73,8 @@ enum Activity {
 struct Record {
     interp: Handle,
     parked: Handle,
+    /// `threading.get_ident()` of the OS thread that created it.
+    creator: u64,
     activity: Activity,
     cached: Vec<CachedThreadState>,
     entered: bool,
@@ -91,6 +93,10 @@ pub struct RunTicket {
     pub stale: Vec<Handle>,
     /// Nobody ran code in this interpreter before (one-time setup may be due).
     pub first_entry: bool,
+    /// The thread state it was created with (for that one-time setup).
+    pub parked: Handle,
+    /// `threading.get_ident()` of the OS thread that created it.
+    pub creator: u64,
 }
 
 /// What the binding needs to tear an interpreter down.
@@ -124,10 +130,18 @@ impl InterpreterTable {
         self.records.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Records a freshly created interpreter and the thread state parked for its lifetime.
-    pub fn register(&self, id: i64, interp: Handle, parked: Handle) {
-        let record =
-            Record { interp, parked, activity: Activity::Idle, cached: Vec::new(), entered: false, refs: 0 };
+    /// Records a freshly created interpreter, the thread state parked for its
+    /// lifetime, and the `threading.get_ident()` of the thread that created it.
+    pub fn register(&self, id: i64, interp: Handle, parked: Handle, creator: u64) {
+        let record = Record {
+            interp,
+            parked,
+            creator,
+            activity: Activity::Idle,
+            cached: Vec::new(),
+            entered: false,
+            refs: 0,
+        };
         self.lock().insert(id, record);
     }
 
@@ -187,7 +201,14 @@ impl InterpreterTable {
         });
         let tstate = record.cached.iter().find(|c| c.thread == thread).map(|c| c.tstate);
         let first_entry = !std::mem::replace(&mut record.entered, true);
-        Ok(RunTicket { interp: record.interp, tstate, stale, first_entry })
+        Ok(RunTicket {
+            interp: record.interp,
+            tstate,
+            stale,
+            first_entry,
+            parked: record.parked,
+            creator: record.creator,
+        })
     }
 
     /// Caches the thread state the binding made for the calling thread.
@@ -297,7 +318,7 @@ mod tests {
 
     fn table_with(id: i64) -> InterpreterTable {
         let table = InterpreterTable::new();
-        table.register(id, 0x1000, 0x2000);
+        table.register(id, 0x1000, 0x2000, 7);
         table
     }
 
@@ -320,7 +341,15 @@ mod tests {
     fn one_runner_at_a_time() {
         let table = table_with(3);
         let ticket = table.begin_run(3, 1).unwrap();
-        assert_eq!(ticket, RunTicket { interp: 0x1000, tstate: None, stale: vec![], first_entry: true });
+        let expected = RunTicket {
+            interp: 0x1000,
+            tstate: None,
+            stale: vec![],
+            first_entry: true,
+            parked: 0x2000,
+            creator: 7,
+        };
+        assert_eq!(ticket, expected);
         assert_eq!(table.begin_run(3, 1), Err(TableError::Running(3)));
         assert_eq!(table.is_running(3), Ok(true));
         assert_eq!(table.running_ident(3), Some(1));

@@ -168,7 +168,9 @@ pub unsafe fn create(sys_path: Option<&Value>) -> Result<i64, InterpError> {
         PyThreadState_Swap(caller);
         (id, interp, setup)
     };
-    TABLE.register(id, interp as usize, parked as usize);
+    // SAFETY: a thread identity query with no preconditions.
+    let creator = unsafe { PyThread_get_thread_ident() } as u64;
+    TABLE.register(id, interp as usize, parked as usize, creator);
     if setup.is_err() {
         // SAFETY: back under the caller's GIL.
         unsafe {
@@ -184,15 +186,8 @@ pub unsafe fn create(sys_path: Option<&Value>) -> Result<i64, InterpError> {
 unsafe fn prepare_new_interpreter(sys_path: Option<&Value>) -> py::PyResult<()> {
     // SAFETY: the new interpreter's GIL is held by the caller.
     unsafe {
-        // 3.12 only: `threading` must be first imported under the parked
-        // thread state (its main-thread lock lives as long as that state),
-        // and here, on the creating thread. That thread becomes threading's
-        // "main thread" of the interpreter; were it a worker thread (first
-        // entry), a worker running asyncio.run() there would inspect the
-        // SIGINT handler, which 3.12 wrongly hands out from the main
-        // interpreter, and the process crashes (CPython bug; reproduced).
-        #[cfg(not(Py_3_13))]
-        py::import(c"threading")?;
+        // 3.12: `threading` is imported at the first entry, not here (see
+        // `prime_threading`): it is a third of what create() + close() cost.
         // 3.12 only: `signal.getsignal()` in a subinterpreter returns the
         // *main* interpreter's handler object, and touching it here (as
         // asyncio.run() does) corrupts memory (CPython bug; reproduced with
@@ -274,6 +269,12 @@ pub unsafe fn enter(id: i64) -> Result<Entered, InterpError> {
             fresh
         }
     };
+    #[cfg(not(Py_3_13))]
+    if ticket.first_entry {
+        // SAFETY: the caller holds its GIL; the interpreter is claimed by us,
+        // and its parked state is current nowhere.
+        unsafe { prime_threading(ticket.parked as *mut PyThreadState, ticket.creator) };
+    }
     // SAFETY: `tstate` belongs to this OS thread and the claimed interpreter;
     // the swap releases the caller's GIL and takes the target's.
     let caller = unsafe { PyThreadState_Swap(tstate) };
@@ -399,6 +400,43 @@ pub unsafe fn close(id: i64) -> Result<(), InterpError> {
     // Items it put on queues now follow their unbound-items rule (PEP 734).
     interpreters_aio_core::queue::interpreter_closed(id);
     Ok(())
+}
+
+/// 3.12 only: imports `threading` in an interpreter about to run code for the
+/// first time, under its parked thread state, with the creating OS thread as
+/// its main thread (what importing it in `create()` gave, at a third of the
+/// cost of `create()` + `close()` for interpreters that never run code).
+///
+/// Under the parked state, because threading's main-thread lock lives as long
+/// as the thread state that imported it, and 3.12's `threading._shutdown()` at
+/// close waits on it. With the creator as main thread, because a worker thread
+/// taken for the main thread runs asyncio.run() as one, which inspects the
+/// SIGINT handler that 3.12 wrongly hands out from the main interpreter: a
+/// crash (CPython bug; reproduced). `_MainThread()` takes the importing
+/// thread's ident, so it is re-keyed; no other thread exists there yet.
+///
+/// # Safety
+/// The caller holds its own GIL, has claimed the interpreter, and `parked` is
+/// its parked thread state (current on no thread).
+#[cfg(not(Py_3_13))]
+unsafe fn prime_threading(parked: *mut PyThreadState, creator: u64) {
+    let src = format!(
+        "import threading as _t\n\
+         _m = _t._main_thread\n\
+         if _m._ident != {creator}:\n    \
+             _t._active.pop(_m._ident, None)\n    \
+             _m._ident = {creator}\n    \
+             _t._active[{creator}] = _m\n\
+         del _t, _m\n"
+    );
+    let Ok(src) = std::ffi::CString::new(src) else { return };
+    // SAFETY: swapping to the parked state takes the interpreter's GIL and
+    // releases the caller's; swapping back restores the caller's.
+    unsafe {
+        let caller = PyThreadState_Swap(parked);
+        run_private(&src);
+        PyThreadState_Swap(caller);
+    }
 }
 
 /// 3.12 only: `Py_EndInterpreter` runs `threading._shutdown()`, which releases
