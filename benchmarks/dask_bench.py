@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 
 PROFILER_OFF = {"distributed.worker.profile.enabled": False}
 
@@ -55,6 +56,7 @@ def _time(run: Callable[[], object], repeat: int) -> list[float]:
 
 
 def local_contenders(args: argparse.Namespace):
+    """The local scheduler's contenders, the threaded one (the baseline) first."""
     import dask
     from dask import delayed
 
@@ -66,54 +68,36 @@ def local_contenders(args: argparse.Namespace):
     def tiny():
         return [delayed(inc)(i) for i in range(200)]
 
+    def contender(name: str, rss: Callable[[], int], **scheduler: object):
+        return name, lambda g: dask.compute(*g(), **scheduler), graph, tiny, rss
+
+    main_rss = lambda: _rss_kib([os.getpid()])  # noqa: E731
+    yield contender("local: threads", main_rss, scheduler="threads", num_workers=2)
     with ProcessPoolExecutor(2) as procs:
         pool_rss = lambda: _rss_kib([os.getpid(), *[p.pid for p in procs._processes.values()]])  # noqa: E731
-        yield (
-            "local: threads",
-            "local: threads",
-            lambda g: dask.compute(*g(), scheduler="threads", num_workers=2),
-            graph,
-            tiny,
-            lambda: _rss_kib([os.getpid()]),
-        )
-        yield (
-            "local: 2 processes",
-            "local: threads",
-            lambda g: dask.compute(*g(), scheduler=procs),
-            graph,
-            tiny,
-            pool_rss,
-        )
+        yield contender("local: 2 processes", pool_rss, scheduler=procs)
     with InterpreterPoolExecutor(2, warm=True) as pool:
-        yield (
-            "local: InterpreterPoolExecutor(2)",
-            "local: threads",
-            lambda g: dask.compute(*g(), scheduler=pool),
-            graph,
-            tiny,
-            lambda: _rss_kib([os.getpid()]),
-        )
+        yield contender("local: InterpreterPoolExecutor(2)", main_rss, scheduler=pool)
 
 
 def distributed_contenders(args: argparse.Namespace):
+    """dask.distributed's contenders, the threaded worker (the baseline) first."""
     import dask
     from distributed import Client, LocalCluster
 
     from interpreters_aio.dask import InterpreterTaskExecutor
 
-    def runner(client):
-        def run(g):
-            return client.gather(g())
-
-        return run
-
     def make(client, annotate: bool):
+        # dask.annotate() is single-use: a fresh one per graph.
+        def routed():
+            return dask.annotate(executor="interpreters") if annotate else nullcontext()
+
         def graph():
-            with dask.annotate(executor="interpreters") if annotate else _null():
+            with routed():
                 return client.map(count_primes, [args.limit] * args.tasks, pure=False)
 
         def tiny():
-            with dask.annotate(executor="interpreters") if annotate else _null():
+            with routed():
                 return client.map(inc, range(200), pure=False)
 
         return graph, tiny
@@ -148,20 +132,11 @@ def distributed_contenders(args: argparse.Namespace):
             graph, tiny = make(client, annotate)
             yield (
                 name,
-                "distributed: 1 worker, 2 threads",
-                runner(client),
+                lambda g, client=client: client.gather(g()),
                 graph,
                 tiny,
                 lambda pids=pids: _rss_kib(pids),
             )
-
-
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def main() -> int:
@@ -182,7 +157,9 @@ def main() -> int:
     expected = count_primes(args.limit)
     rows = []
     for group in (local_contenders, distributed_contenders):
-        for name, baseline, run, graph, tiny, rss in group(args):
+        baseline = None  # each group's first contender
+        for name, run, graph, tiny, rss in group(args):
+            baseline = baseline or name
             results = run(graph)
             if list(results) != [expected] * args.tasks:
                 print(f"{name}: wrong results", file=sys.stderr)
@@ -201,9 +178,8 @@ def main() -> int:
     print("| contender | best | median | speedup vs threaded | per-task overhead | RSS |")
     print("|---|---|---|---|---|---|")
     for name, baseline, b, med, per_task, rss in rows:
-        base = best[baseline] if baseline in best else best["local: threads"]
         print(
-            f"| {name} | {b:.3f} s | {med:.3f} s | {base / b:.2f}x "
+            f"| {name} | {b:.3f} s | {med:.3f} s | {best[baseline] / b:.2f}x "
             f"| {per_task * 1e6:.0f} µs | {rss / 1024:.0f} MiB |"
         )
     return 0
