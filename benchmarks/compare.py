@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .report import format_duration, format_ratio, render_table
-from .runner import SectionResult
+from .runner import SectionResult, selects
 
 DEFAULT_THRESHOLD = 0.10
 """The noise threshold: a change of the best time by a ratio above 1.10x (either
@@ -165,9 +165,8 @@ def current_rows(sections: Sequence[SectionResult]) -> dict[RowKey, Times]:
 
 
 def _selected(key: RowKey, only: str | None) -> bool:
-    """Whether ``--only only`` selects the row (the runner's rule: a
-    case-insensitive substring of ``section/case``)."""
-    return only is None or only.lower() in f"{key[0]}/{key[1]}".lower()
+    """Whether ``--only only`` selects the row, by the runner's rule."""
+    return selects(only, f"{key[0]}/{key[1]}")
 
 
 def compare(

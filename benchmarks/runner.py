@@ -166,9 +166,14 @@ def run_contender(
 
 
 def matches(pattern: str | None, section: Section, case: Case) -> bool:
-    """Whether ``--only pattern`` selects the case (case-insensitive substring of
-    ``section/case``)."""
-    return pattern is None or pattern.lower() in qualified_name(section, case).lower()
+    """Whether ``--only pattern`` selects the case."""
+    return selects(pattern, qualified_name(section, case))
+
+
+def selects(pattern: str | None, name: str) -> bool:
+    """Whether ``--only pattern`` selects the case named ``name`` (``section/case``):
+    a case-insensitive substring."""
+    return pattern is None or pattern.lower() in name.lower()
 
 
 def run_section(
