@@ -47,11 +47,13 @@ def profiler_off():
         yield
 
 
-def _local_cluster(**kwargs) -> LocalCluster:
+def _local_cluster(*, processes: bool = False, **kwargs) -> LocalCluster:
+    if processes:
+        kwargs["host"] = "127.0.0.1"  # in-process clusters use the inproc transport
     return LocalCluster(
         n_workers=1,
         threads_per_worker=2,
-        processes=False,  # in-process transport: nothing listens
+        processes=processes,
         dashboard_address=None,
         **kwargs,
     )
@@ -143,13 +145,8 @@ def test_unknown_distributed_version_fails_clearly(monkeypatch):
 
 def test_executor_pickles_to_worker_processes():
     with (
-        LocalCluster(
-            n_workers=1,
-            threads_per_worker=2,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            executor={"interpreters": InterpreterTaskExecutor(2)},
+        _local_cluster(
+            processes=True, executor={"interpreters": InterpreterTaskExecutor(2)}
         ) as cluster,
         Client(cluster) as client,
     ):
