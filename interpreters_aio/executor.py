@@ -12,12 +12,14 @@ Beyond 3.14: ``warm=True`` creates every worker and its interpreter up front,
 so the first result does not pay for interpreter creation;
 ``shutdown(cancel_futures=True)`` works as on ``ThreadPoolExecutor``.
 
-Tiny tasks are batched: a worker that finds more work queued than its share
-takes up to 64 tasks and runs them in one trip into its interpreter (a trip
-costs more than a tiny task). A task taken into a batch counts as running:
-``cancel()`` returns False for it, as for a task a worker has started. A batch
-stops starting tasks after about 2 ms, so results of finished tasks are not
-held back by slow ones behind them.
+Tiny tasks are batched: a worker takes its share of what is queued (the
+queue's length divided by the number of workers, at most 1024 tasks) and runs
+it in one trip into its interpreter, since a trip costs more than a tiny task.
+A task taken into a batch counts as running: ``cancel()`` returns False for
+it, as for a task a worker has started. A trip stops starting tasks after
+about 2 ms, so results of finished tasks are not held back by slow ones
+behind them, and a worker whose tasks take that long takes one at a time
+until they are quick again.
 
 It is a plain ``Executor``, so ``loop.run_in_executor(pool, f, *args)`` and
 ``loop.set_default_executor(pool)`` work.
@@ -41,7 +43,7 @@ from ._interpreter import Interpreter, create
 
 __all__ = ["BrokenInterpreterPool", "InterpreterPoolExecutor"]
 
-_BATCH_LIMIT = 64
+_BATCH_LIMIT = 1024
 """Most tasks one worker takes into one batch."""
 _BATCH_BUDGET = 0.002
 """Seconds after which a batch starts no more tasks (the rest go in the next trip)."""
@@ -256,6 +258,7 @@ def _worker(pool_ref: weakref.ref, work_queue: queue.SimpleQueue) -> None:
     workers = pool._max_workers
     del pool
     task: _TaskFuture | None = None
+    limit = _BATCH_LIMIT
     try:
         while True:
             if task is None:
@@ -273,8 +276,9 @@ def _worker(pool_ref: weakref.ref, work_queue: queue.SimpleQueue) -> None:
                 _run_here(task)
                 task = None
                 continue
-            batch, task = _take_batch(task, work_queue, workers)
-            _run_batch(interp.id, batch)
+            batch, task = _take_batch(task, work_queue, workers, limit)
+            quick = _run_batch(interp.id, batch)
+            limit = min(limit * 2, _BATCH_LIMIT) if quick else 1
             del batch
     except BaseException:
         _base.LOGGER.critical("Exception in worker", exc_info=True)
@@ -292,13 +296,13 @@ def _next_task(pool_ref: weakref.ref, work_queue: queue.SimpleQueue) -> _TaskFut
 
 
 def _take_batch(
-    first: _TaskFuture, work_queue: queue.SimpleQueue, workers: int
+    first: _TaskFuture, work_queue: queue.SimpleQueue, workers: int, limit: int
 ) -> tuple[list[_TaskFuture], _TaskFuture | None]:
     """``first`` and this worker's share of what is queued (so other workers
-    find work too), up to the batch limit; and the task that ended the batch
+    find work too), up to ``limit`` tasks; and the task that ended the batch
     without joining it (one to run here, or a shutdown wake-up's None), if any."""
     batch = [first]
-    share = min(_BATCH_LIMIT - 1, work_queue.qsize() // workers)
+    share = min(limit - 1, work_queue.qsize() // workers)
     while share > 0:
         try:
             task = work_queue.get_nowait()
@@ -326,19 +330,23 @@ def _run_here(task: _TaskFuture) -> None:
         task.set_result(result)
 
 
-def _run_batch(interp_id: int, batch: list[_TaskFuture]) -> None:
+def _run_batch(interp_id: int, batch: list[_TaskFuture]) -> bool:
     """Runs the batch's tasks that were not cancelled in the interpreter, in
-    as few trips as the time budget allows, and settles their futures."""
+    as few trips as the time budget allows, and settles their futures.
+    Returns whether the tasks were quick: every trip ran all its tasks well
+    within the budget."""
     tasks = [task for task in batch if task.set_running_or_notify_cancel()]
+    quick = True
     while tasks:
         try:
-            results, failures = _core.call_many(interp_id, tasks, _BATCH_BUDGET)
+            results, failures, seconds = _core.call_many(interp_id, tasks, _BATCH_BUDGET)
         except BaseException as exc:  # the interpreter is gone, or no memory
             for task in tasks:
                 task.fn = task.args = task.kwargs = None
                 task.set_exception(exc)
-            return
+            return False
         done = len(results)
+        quick = quick and done == len(tasks) and seconds < _BATCH_BUDGET / 2
         for index, kind, payload in failures:
             task = tasks[index]
             tasks[index] = None  # settled
@@ -349,6 +357,7 @@ def _run_batch(interp_id: int, batch: list[_TaskFuture]) -> None:
                 task.fn = task.args = task.kwargs = None
                 task.set_result(result)
         del tasks[:done]
+    return quick
 
 
 def _task_error(excinfo: tuple) -> BaseException:

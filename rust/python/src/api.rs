@@ -54,7 +54,7 @@ pub static mut METHODS: [PyMethodDef; 45] = [
     method!(
         c"call_many",
         call_many,
-        c"call_many(id, tasks, budget) -> (results, failures) for a prefix of tasks (objects with fn, args, kwargs)"
+        c"call_many(id, tasks, budget) -> (results, failures, seconds) for a prefix of tasks (objects with fn, args, kwargs)"
     ),
     method!(c"set_main_attrs", set_main_attrs, c"set_main_attrs(id, dict) -> None or excinfo tuple"),
     method!(c"is_shareable", is_shareable, c"is_shareable(obj) -> bool"),
@@ -475,8 +475,9 @@ const CALL_NOT_SENT: i64 = 2;
 
 /// `call_many(id, tasks, budget)`: each task is an object with `fn`, `args`
 /// (a tuple) and `kwargs` (a dict or None) attributes. Returns `(results,
-/// failures)` for a prefix of `tasks`: `results[i]` is task i's result (None
-/// if it failed), `failures` a list of `(i, kind, payload)`. No tuple per
+/// failures, seconds)` for a prefix of `tasks`: `results[i]` is task i's
+/// result (None if it failed), `failures` a list of `(i, kind, payload)`,
+/// `seconds` the time the calls ran in the target. No tuple per
 /// task: a tiny task's cost is mostly allocations on the caller's side.
 unsafe extern "C" fn call_many(module: *mut PyObject, args: Args, nargs: Py_ssize_t) -> *mut PyObject {
     // SAFETY: CPython passes `nargs` valid arguments under the GIL. Each
@@ -524,8 +525,8 @@ unsafe extern "C" fn call_many(module: *mut PyObject, args: Args, nargs: Py_ssiz
             });
             held.extend([callable, call_args, kwargs]);
         }
-        let items = match run::call_many(id, &calls, std::time::Duration::from_secs_f64(budget)) {
-            Ok(items) => items,
+        let (items, running) = match run::call_many(id, &calls, std::time::Duration::from_secs_f64(budget)) {
+            Ok(done) => done,
             Err(e) => return raise_interp(module, e),
         };
         drop(calls);
@@ -563,10 +564,12 @@ unsafe extern "C" fn call_many(module: *mut PyObject, args: Args, nargs: Py_ssiz
                     return Err(Raised);
                 }
             }
-            let pair = py::check(PyTuple_New(2))?;
-            PyTuple_SET_ITEM(pair.as_ptr(), 0, results.into_ptr());
-            PyTuple_SET_ITEM(pair.as_ptr(), 1, failures.into_ptr());
-            Ok(pair)
+            let running = py::check(PyFloat_FromDouble(running.as_secs_f64()))?;
+            let triple = py::check(PyTuple_New(3))?;
+            PyTuple_SET_ITEM(triple.as_ptr(), 0, results.into_ptr());
+            PyTuple_SET_ITEM(triple.as_ptr(), 1, failures.into_ptr());
+            PyTuple_SET_ITEM(triple.as_ptr(), 2, running.into_ptr());
+            Ok(triple)
         })();
         result.map_or(std::ptr::null_mut(), Owned::into_ptr)
     }

@@ -250,7 +250,8 @@ struct SentCall {
 /// Stops starting calls once `budget` has passed since the first started
 /// (at least one always runs), so a batch of slow calls hands back the
 /// finished ones' results early; returns one item per call for a prefix of
-/// `calls`, and the caller runs the rest in another batch.
+/// `calls` (the caller runs the rest in another batch), and the time spent
+/// running them in the target (without the waits for either GIL).
 ///
 /// # Safety
 /// The caller holds its interpreter's GIL and every object in `calls` is
@@ -259,7 +260,7 @@ pub unsafe fn call_many(
     id: i64,
     calls: &[BatchCall],
     budget: std::time::Duration,
-) -> Result<Vec<BatchItem>, InterpError> {
+) -> Result<(Vec<BatchItem>, std::time::Duration), InterpError> {
     let mut callables: Vec<(*mut PyObject, Value)> = Vec::new();
     let mut sent: Vec<SentCall> = Vec::with_capacity(calls.len());
     let mut items: Vec<Option<BatchItem>> = Vec::with_capacity(calls.len());
@@ -298,10 +299,11 @@ pub unsafe fn call_many(
         }
     }
     if sent.is_empty() {
-        return Ok(items.into_iter().flatten().collect());
+        return Ok((items.into_iter().flatten().collect(), std::time::Duration::ZERO));
     }
     // (outcome, whether an input failed to be rebuilt) per call started.
     let mut ran: Vec<(Outcome, bool)> = Vec::with_capacity(sent.len());
+    let mut running = std::time::Duration::ZERO;
     // SAFETY: the closure runs inside the target, under its GIL; the objects
     // it builds are dropped before it returns.
     unsafe {
@@ -317,13 +319,14 @@ pub unsafe fn call_many(
                     return Outcome::Returned(Value::None);
                 }
             };
-            let mut rebuilt: Vec<Option<Owned>> = (0..callables.len()).map(|_| None).collect();
+            let mut rebuilt: Vec<Option<PreparedCall>> = (0..callables.len()).map(|_| None).collect();
             for call in &sent {
                 if !ran.is_empty() && started.elapsed() >= budget {
                     break;
                 }
                 ran.push(call_sent(&stub, call, &callables[call.callable].1, &mut rebuilt[call.callable]));
             }
+            running = started.elapsed();
             Outcome::Returned(Value::None)
         })?
     };
@@ -337,16 +340,15 @@ pub unsafe fn call_many(
     }
     // The prefix of calls that have an item: up to the first call not started.
     let handled = sent.get(ran_count).map_or(calls.len(), |first_not_started| first_not_started.index);
-    Ok(items
-        .into_iter()
-        .take(handled)
-        .map(|item| item.expect("every call before `handled` has an item"))
-        .collect())
+    let items =
+        items.into_iter().take(handled).map(|item| item.expect("every call before `handled` has an item"));
+    Ok((items.collect(), running))
 }
 
 /// Runs one call of a batch in the target: rebuilds its inputs (the
-/// callable once per batch, kept in `rebuilt`), calls it from `__main__`'s
-/// top level as `call` does, and converts the result.
+/// callable once per batch, prepared with the stub and kept in `prepared`),
+/// calls it from `__main__`'s top level as `call` does, and converts the
+/// result.
 ///
 /// # Safety
 /// Runs inside the target interpreter, under its GIL.
@@ -354,26 +356,21 @@ unsafe fn call_sent(
     stub: &CallStub,
     call: &SentCall,
     callable: &Value,
-    rebuilt: &mut Option<Owned>,
+    prepared: &mut Option<PreparedCall>,
 ) -> (Outcome, bool) {
     // SAFETY: forwarded from the caller: the target's GIL is held.
     unsafe {
-        let inputs = (|| -> PyResult<(Owned, Owned, Option<Owned>)> {
-            let f = match rebuilt {
-                Some(f) => Owned::from_borrowed(f.as_ptr()),
-                None => {
-                    let f = from_value(callable)?;
-                    *rebuilt = Some(Owned::from_borrowed(f.as_ptr()));
-                    f
-                }
-            };
+        let inputs = (|| -> PyResult<(Owned, Option<Owned>)> {
+            if prepared.is_none() {
+                *prepared = Some(stub.prepare(&from_value(callable)?)?);
+            }
             let k = if call.kwargs == Value::None { None } else { Some(from_value(&call.kwargs)?) };
-            Ok((f, from_value(&call.args)?, k))
+            Ok((from_value(&call.args)?, k))
         })();
-        let Ok((f, a, k)) = inputs else {
+        let (Some(prepared), Ok((a, k))) = (prepared.as_ref(), inputs) else {
             return (rebuild_failed(), true);
         };
-        let outcome = match stub.call(&f, &a, k.as_ref()) {
+        let outcome = match prepared.call(&a, k.as_ref()) {
             Err(_) => Outcome::Failed(snapshot()),
             Ok(result) => match to_value(result.as_ptr(), Fallback::Pickle) {
                 Ok(value) => Outcome::Returned(value),
@@ -433,12 +430,13 @@ fn pickled_refers_to_main(value: &Value, depth: usize) -> bool {
     }
 }
 
-/// The call stub's source: a call of three constants, swapped for the
-/// callable, its args tuple and its kwargs dict on each call. (The callee is
-/// a conditional expression because a plain constant callee makes the
-/// compiler warn "'str' object is not callable".)
-const CALL_STUB: &std::ffi::CStr =
-    c"('interpreters_aio:f' if 1 else 0)(*'interpreters_aio:a', **'interpreters_aio:k')";
+/// The call stub's source: a call of a constant with the arguments popped
+/// from two constants, swapped for the callable and two lists by
+/// `CallStub::prepare`. (Each constant is a conditional expression because a
+/// plain constant callee makes the compiler warn "'str' object is not
+/// callable", and nothing is folded through a conditional.)
+const CALL_STUB: &std::ffi::CStr = c"('interpreters_aio:f' if 1 else 0)(\
+    *('interpreters_aio:a' if 1 else 0).pop(), **('interpreters_aio:k' if 1 else 0).pop())";
 const STUB_FILE: &std::ffi::CStr = c"<interpreters_aio call>";
 
 /// Calls `f(*a, **k)` from module-level code running in `__main__`'s
@@ -450,18 +448,30 @@ const STUB_FILE: &std::ffi::CStr = c"<interpreters_aio call>";
 /// The current interpreter's GIL is held; `a` is a tuple and `k` a dict.
 unsafe fn call_in_main(f: &Owned, a: &Owned, k: Option<&Owned>) -> PyResult<Owned> {
     // SAFETY: forwarded from the caller.
-    unsafe { CallStub::current()?.call(f, a, k) }
+    unsafe { CallStub::current()?.prepare(f)?.call(a, k) }
 }
 
-/// The current interpreter's call stub, ready to make calls: compiled once
-/// per interpreter (kept in its state dict); each call runs a copy whose
-/// constants are the call's objects (`code.replace(co_consts=...)`, about
-/// 1 µs). A batch looks the stub up once for all its calls. The stub's own
-/// frame is removed from the traceback of an exception.
+/// The current interpreter's call stub: compiled once per interpreter (kept
+/// in its state dict), it calls a constant callable with arguments it pops
+/// from two constant lists. `prepare` makes the copy for one callable
+/// (`code.replace(co_consts=...)`, about 1 µs), which a batch then runs for
+/// each of its calls of that callable, pushing each call's arguments first.
+/// The copy is private to the thread using it, and the stub pops the
+/// arguments before it calls, so a nested call cannot see another's
+/// arguments. The stub's own frame is removed from the traceback of an
+/// exception.
 struct CallStub {
     consts: Owned,
     replace: Owned,
     globals: Owned,
+}
+
+/// The stub for one callable, with its two argument lists.
+struct PreparedCall {
+    code: Owned,
+    args: Owned,
+    kwargs: Owned,
+    globals: *mut PyObject,
 }
 
 impl CallStub {
@@ -482,16 +492,14 @@ impl CallStub {
     }
 
     /// # Safety
-    /// As for `current`; `a` is a tuple and `k` a dict.
-    unsafe fn call(&self, f: &Owned, a: &Owned, k: Option<&Owned>) -> PyResult<Owned> {
+    /// As for `current`; the result does not outlive `self`.
+    unsafe fn prepare(&self, f: &Owned) -> PyResult<PreparedCall> {
         // SAFETY: the GIL is held; every reference made here is owned or
         // borrowed from an object that outlives its use.
         unsafe {
             let consts = self.consts.as_ptr();
-            let kwargs = match k {
-                Some(k) => Owned::from_borrowed(k.as_ptr()),
-                None => py::check(PyDict_New())?,
-            };
+            let args = py::check(PyList_New(0))?;
+            let kwargs = py::check(PyList_New(0))?;
             let n = PyTuple_GET_SIZE(consts);
             let swapped = py::check(PyTuple_New(n))?;
             let mut found = 0;
@@ -501,7 +509,7 @@ impl CallStub {
                 if PyUnicode_CheckExact(item) != 0 {
                     for (sentinel, obj) in [
                         (c"interpreters_aio:f", f.as_ptr()),
-                        (c"interpreters_aio:a", a.as_ptr()),
+                        (c"interpreters_aio:a", args.as_ptr()),
                         (c"interpreters_aio:k", kwargs.as_ptr()),
                     ] {
                         if PyUnicode_CompareWithASCIIString(item, sentinel.as_ptr()) == 0 {
@@ -520,9 +528,38 @@ impl CallStub {
                 return Err(py::Raised);
             }
             let no_args = py::check(PyTuple_New(0))?;
-            let stub = py::check(PyObject_Call(self.replace.as_ptr(), no_args.as_ptr(), options.as_ptr()))?;
-            let globals = self.globals.as_ptr();
-            let result = Owned::from_new(PyEval_EvalCode(stub.as_ptr(), globals, globals));
+            let code = py::check(PyObject_Call(self.replace.as_ptr(), no_args.as_ptr(), options.as_ptr()))?;
+            Ok(PreparedCall { code, args, kwargs, globals: self.globals.as_ptr() })
+        }
+    }
+}
+
+impl PreparedCall {
+    /// Calls the prepared callable with `*a, **k`.
+    ///
+    /// # Safety
+    /// The GIL of the interpreter that prepared it is held; `a` is a tuple
+    /// and `k` a dict.
+    unsafe fn call(&self, a: &Owned, k: Option<&Owned>) -> PyResult<Owned> {
+        // SAFETY: the GIL is held; the lists and the code are ours, and
+        // `globals` is borrowed from the `CallStub` that outlives `self`.
+        unsafe {
+            let kwargs = match k {
+                Some(k) => Owned::from_borrowed(k.as_ptr()),
+                None => py::check(PyDict_New())?,
+            };
+            // Empty unless a previous run stopped before its pops.
+            for list in [&self.args, &self.kwargs] {
+                if PyList_SetSlice(list.as_ptr(), 0, PY_SSIZE_T_MAX, std::ptr::null_mut()) < 0 {
+                    return Err(py::Raised);
+                }
+            }
+            if PyList_Append(self.args.as_ptr(), a.as_ptr()) < 0
+                || PyList_Append(self.kwargs.as_ptr(), kwargs.as_ptr()) < 0
+            {
+                return Err(py::Raised);
+            }
+            let result = Owned::from_new(PyEval_EvalCode(self.code.as_ptr(), self.globals, self.globals));
             if result.is_none() {
                 drop_stub_frame();
             }
