@@ -292,9 +292,10 @@ pub unsafe fn call_many(
             Err(ConvertError::NotShareable(msg)) => {
                 items.push(Some(BatchItem::NotSent(NotSent::NotShareable(msg))))
             }
-            // SAFETY: as above; the failed conversion left its exception set.
             Err(ConvertError::Raised) => {
-                items.push(Some(BatchItem::NotSent(NotSent::Raised(unsafe { py::take_exception() }))))
+                // SAFETY: the caller's GIL is held; the failed conversion left its exception set.
+                let exc = unsafe { py::take_exception() };
+                items.push(Some(BatchItem::NotSent(NotSent::Raised(exc))))
             }
         }
     }
