@@ -276,3 +276,9 @@ def put_value(q, value):
 def spin_then_id(seconds: float) -> int:
     spin(seconds)
     return interpreter_id()
+
+
+def sigint_handler_repr() -> str:
+    import signal
+
+    return repr(signal.getsignal(signal.SIGINT))
