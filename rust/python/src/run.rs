@@ -483,11 +483,8 @@ impl CallStub {
         // SAFETY: the GIL is held; every reference made here is owned.
         unsafe {
             let template = call_template()?;
-            let consts = py::getattr(template.as_ptr(), c"co_consts")?;
-            if PyTuple_Check(consts.as_ptr()) == 0 {
-                return Err(py::raise(PyExc_SystemError, "call stub has no constants tuple"));
-            }
-            let replace = py::getattr(template.as_ptr(), c"replace")?;
+            let consts = Owned::from_borrowed(PyTuple_GET_ITEM(template.as_ptr(), 0));
+            let replace = Owned::from_borrowed(PyTuple_GET_ITEM(template.as_ptr(), 1));
             Ok(CallStub { consts, replace, globals: main_dict()? })
         }
     }
@@ -551,7 +548,9 @@ impl PreparedCall {
             };
             // Empty unless a previous run stopped before its pops.
             for list in [&self.args, &self.kwargs] {
-                if PyList_SetSlice(list.as_ptr(), 0, PY_SSIZE_T_MAX, std::ptr::null_mut()) < 0 {
+                if PyList_GET_SIZE(list.as_ptr()) != 0
+                    && PyList_SetSlice(list.as_ptr(), 0, PY_SSIZE_T_MAX, std::ptr::null_mut()) < 0
+                {
                     return Err(py::Raised);
                 }
             }
@@ -569,28 +568,41 @@ impl PreparedCall {
     }
 }
 
-/// The call stub's code object for the current interpreter, compiled once.
+/// The call stub's constants and its bound `replace` method, for the current
+/// interpreter: compiled and looked up once, kept in the interpreter's state
+/// dict as a `(co_consts, replace)` tuple.
 ///
 /// # Safety
 /// The current interpreter's GIL is held.
 unsafe fn call_template() -> PyResult<Owned> {
     // SAFETY: the GIL is held; the state dict borrows, the rest is owned.
     unsafe {
-        let compile = || py::check(Py_CompileString(CALL_STUB.as_ptr(), STUB_FILE.as_ptr(), Py_eval_input));
+        let build = || -> PyResult<Owned> {
+            let code = py::check(Py_CompileString(CALL_STUB.as_ptr(), STUB_FILE.as_ptr(), Py_eval_input))?;
+            let consts = py::getattr(code.as_ptr(), c"co_consts")?;
+            if PyTuple_Check(consts.as_ptr()) == 0 {
+                return Err(py::raise(PyExc_SystemError, "call stub has no constants tuple"));
+            }
+            let replace = py::getattr(code.as_ptr(), c"replace")?;
+            let pair = py::check(PyTuple_New(2))?;
+            PyTuple_SET_ITEM(pair.as_ptr(), 0, consts.into_ptr());
+            PyTuple_SET_ITEM(pair.as_ptr(), 1, replace.into_ptr());
+            Ok(pair)
+        };
         let state = PyInterpreterState_GetDict(PyInterpreterState_Get());
         if state.is_null() {
-            return compile();
+            return build();
         }
         let key = c"interpreters_aio.call_stub";
         let hit = PyDict_GetItemString(state, key.as_ptr());
         if !hit.is_null() {
             return Ok(Owned::from_borrowed(hit));
         }
-        let code = compile()?;
-        if PyDict_SetItemString(state, key.as_ptr(), code.as_ptr()) < 0 {
+        let pair = build()?;
+        if PyDict_SetItemString(state, key.as_ptr(), pair.as_ptr()) < 0 {
             PyErr_Clear(); // caching is an optimization
         }
-        Ok(code)
+        Ok(pair)
     }
 }
 
