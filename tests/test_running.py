@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import importlib.util
 import os
+import sys
 import threading
 import traceback
 
@@ -234,3 +236,20 @@ def test_nested_interpreters(interp):
 def test_reentering_a_running_interpreter_is_refused(interp):
     message = interp.call(workloads.call_outer_from_inner, interp.id)
     assert "already running" in message
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 13), reason="3.12's getsignal() bug only")
+@pytest.mark.parametrize("first_entry", ["creator", "other thread"])
+def test_getsignal_answers_none_in_an_interpreter_on_312(first_entry):
+    # 3.12 hands a subinterpreter the main interpreter's handler object, and
+    # touching it corrupts memory; ours answers None from the first entry on.
+    it = interpreters.create()
+    try:
+        if first_entry == "creator":
+            assert it.call(workloads.sigint_handler_repr) == "None"
+        else:
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                assert pool.submit(it.call, workloads.sigint_handler_repr).result() == "None"
+        assert it.call(workloads.sigint_handler_repr) == "None"
+    finally:
+        it.close()

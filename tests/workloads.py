@@ -265,3 +265,20 @@ def consume_sized(q, done, count):
     for _ in range(count):
         total += len(q.get(timeout=30))
     done.put(total)
+
+
+def put_value(q, value):
+    """Records that this task ran, on a queue the test drains."""
+    q.put(value)
+    return value
+
+
+def spin_then_id(seconds: float) -> int:
+    spin(seconds)
+    return interpreter_id()
+
+
+def sigint_handler_repr() -> str:
+    import signal
+
+    return repr(signal.getsignal(signal.SIGINT))

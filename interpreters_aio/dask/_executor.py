@@ -20,11 +20,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures.thread import BrokenThreadPool
+from concurrent.futures import Future
 from typing import Any
 
-from ..executor import BrokenInterpreterPool, InterpreterPoolExecutor
+from ..executor import InterpreterPoolExecutor
 from . import _guards, _remote
 
 __all__ = ["InterpreterTaskExecutor"]
@@ -112,12 +111,7 @@ class InterpreterTaskExecutor(InterpreterPoolExecutor):
             _guards.require_profiler_off()
             self._profiler_checked = True
         target = self._run_task if fn is self._task_runner else fn
-        try:
-            return ThreadPoolExecutor.submit(self, target, *args, **kwargs)
-        except BrokenThreadPool as broken:
-            if isinstance(broken, BrokenInterpreterPool):
-                raise
-            raise BrokenInterpreterPool(*broken.args) from None
+        return self._submit_here(target, *args, **kwargs)
 
     def _run_task(self, task: Any, data: dict, time_delay: float) -> dict[str, Any]:
         # What distributed.worker._run_task_simple returns, with task(data)

@@ -28,7 +28,7 @@ macro_rules! method {
     };
 }
 
-pub static mut METHODS: [PyMethodDef; 44] = [
+pub static mut METHODS: [PyMethodDef; 45] = [
     method!(
         c"_register_errors",
         register_errors,
@@ -51,6 +51,11 @@ pub static mut METHODS: [PyMethodDef; 44] = [
     method!(c"is_running", is_running, c"is_running(id) -> bool"),
     method!(c"exec", exec, c"exec(id, source) -> None or excinfo tuple"),
     method!(c"call", call, c"call(id, callable, args, kwargs) -> (True, result) or (False, excinfo)"),
+    method!(
+        c"call_many",
+        call_many,
+        c"call_many(id, tasks, budget) -> (results, failures, seconds) for a prefix of tasks (objects with fn, args, kwargs)"
+    ),
     method!(c"set_main_attrs", set_main_attrs, c"set_main_attrs(id, dict) -> None or excinfo tuple"),
     method!(c"is_shareable", is_shareable, c"is_shareable(obj) -> bool"),
     method!(
@@ -459,6 +464,128 @@ unsafe extern "C" fn call(module: *mut PyObject, args: Args, nargs: Py_ssize_t) 
         PyTuple_SET_ITEM(pair, 0, py::new_bool(ok));
         PyTuple_SET_ITEM(pair, 1, payload.into_ptr());
         pair
+    }
+}
+
+/// How a call of `call_many` failed: 1 it raised there (payload: excinfo),
+/// 2 it could not cross or raised while converting here (payload: the
+/// exception to raise).
+const CALL_RAISED: i64 = 1;
+const CALL_NOT_SENT: i64 = 2;
+
+/// `call_many(id, tasks, budget)`: each task is an object with `fn`, `args`
+/// (a tuple) and `kwargs` (a dict or None) attributes. Returns `(results,
+/// failures, seconds)` for a prefix of `tasks`: `results[i]` is task i's
+/// result (None if it failed), `failures` a list of `(i, kind, payload)`,
+/// `seconds` the time the calls ran in the target. No tuple per
+/// task: a tiny task's cost is mostly allocations on the caller's side.
+unsafe extern "C" fn call_many(module: *mut PyObject, args: Args, nargs: Py_ssize_t) -> *mut PyObject {
+    // SAFETY: CPython passes `nargs` valid arguments under the GIL. Each
+    // object converted is held by a reference of ours (`held`) until the
+    // conversion is over, since converting can run Python code.
+    unsafe {
+        if expect_args("call_many", nargs, 3).is_err() {
+            return std::ptr::null_mut();
+        }
+        let Ok(id) = arg_id(*args) else {
+            return std::ptr::null_mut();
+        };
+        let (list, budget) = (*args.add(1), *args.add(2));
+        if PyList_Check(list) == 0 {
+            return py::raise(PyExc_TypeError, "call_many() takes a list of tasks").into_null();
+        }
+        let budget = PyFloat_AsDouble(budget);
+        if budget == -1.0 && !PyErr_Occurred().is_null() {
+            return std::ptr::null_mut();
+        }
+        if !budget.is_finite() || budget < 0.0 {
+            return py::raise(PyExc_ValueError, "call_many() budget must be a finite number of seconds >= 0")
+                .into_null();
+        }
+        let mut held = Vec::new();
+        let mut calls = Vec::new();
+        for i in 0..PyList_GET_SIZE(list) {
+            let task = PyList_GET_ITEM(list, i);
+            let Ok(callable) = py::getattr(task, c"fn") else { return std::ptr::null_mut() };
+            let Ok(call_args) = py::getattr(task, c"args") else { return std::ptr::null_mut() };
+            let Ok(kwargs) = py::getattr(task, c"kwargs") else { return std::ptr::null_mut() };
+            let (a, k) = (call_args.as_ptr(), kwargs.as_ptr());
+            if PyTuple_Check(a) == 0 || (k != Py_None() && PyDict_Check(k) == 0) {
+                return py::raise(
+                    PyExc_TypeError,
+                    "call_many() tasks need an args tuple and a kwargs dict or None",
+                )
+                .into_null();
+            }
+            let empty = k == Py_None() || PyDict_Size(k) == 0;
+            calls.push(run::BatchCall {
+                callable: callable.as_ptr(),
+                args: a,
+                kwargs: if empty { std::ptr::null_mut() } else { k },
+            });
+            held.extend([callable, call_args, kwargs]);
+        }
+        let (items, running) = match run::call_many(id, &calls, std::time::Duration::from_secs_f64(budget)) {
+            Ok(done) => done,
+            Err(e) => return raise_interp(module, e),
+        };
+        drop(calls);
+        drop(held);
+        let result = (|| -> PyResult<Owned> {
+            let results = py::check(PyList_New(items.len() as Py_ssize_t))?;
+            let failures = py::check(PyList_New(0))?;
+            for (i, item) in items.into_iter().enumerate() {
+                let failure = match item {
+                    run::BatchItem::Ran(Outcome::Returned(value)) => {
+                        PyList_SET_ITEM(results.as_ptr(), i as Py_ssize_t, from_value(&value)?.into_ptr());
+                        continue;
+                    }
+                    run::BatchItem::Ran(Outcome::Failed(snap)) => (CALL_RAISED, excinfo(snap)?),
+                    run::BatchItem::Ran(Outcome::NotShareable(msg))
+                    | run::BatchItem::NotSent(run::NotSent::NotShareable(msg)) => {
+                        (CALL_NOT_SENT, not_shareable_error(module, &msg)?)
+                    }
+                    run::BatchItem::NotSent(run::NotSent::Raised(exc)) => match exc {
+                        Some(exc) => (CALL_NOT_SENT, exc),
+                        None => (CALL_NOT_SENT, not_shareable_error(module, "conversion failed")?),
+                    },
+                };
+                PyList_SET_ITEM(results.as_ptr(), i as Py_ssize_t, py::none());
+                let (kind, payload) = failure;
+                let entry = py::check(PyTuple_New(3))?;
+                PyTuple_SET_ITEM(
+                    entry.as_ptr(),
+                    0,
+                    py::check(PyLong_FromSsize_t(i as Py_ssize_t))?.into_ptr(),
+                );
+                PyTuple_SET_ITEM(entry.as_ptr(), 1, py::check(PyLong_FromLongLong(kind))?.into_ptr());
+                PyTuple_SET_ITEM(entry.as_ptr(), 2, payload.into_ptr());
+                if PyList_Append(failures.as_ptr(), entry.as_ptr()) < 0 {
+                    return Err(Raised);
+                }
+            }
+            let running = py::check(PyFloat_FromDouble(running.as_secs_f64()))?;
+            let triple = py::check(PyTuple_New(3))?;
+            PyTuple_SET_ITEM(triple.as_ptr(), 0, results.into_ptr());
+            PyTuple_SET_ITEM(triple.as_ptr(), 1, failures.into_ptr());
+            PyTuple_SET_ITEM(triple.as_ptr(), 2, running.into_ptr());
+            Ok(triple)
+        })();
+        result.map_or(std::ptr::null_mut(), Owned::into_ptr)
+    }
+}
+
+/// A `NotShareableError(msg)` instance, to be raised later by the caller.
+///
+/// # Safety
+/// The GIL is held.
+unsafe fn not_shareable_error(module: *mut PyObject, msg: &str) -> PyResult<Owned> {
+    // SAFETY: the GIL is held; the class is registered at import (a builtin
+    // fallback before that).
+    unsafe {
+        let class = or_default(state(module).not_shareable, PyExc_TypeError);
+        let text = py::check(py::new_str(msg))?;
+        py::check(PyObject_CallOneArg(class, text.as_ptr()))
     }
 }
 

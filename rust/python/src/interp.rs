@@ -188,13 +188,8 @@ unsafe fn prepare_new_interpreter(sys_path: Option<&Value>) -> py::PyResult<()> 
     unsafe {
         // 3.12: `threading` is imported at the first entry, not here (see
         // `prime_threading`): it is a third of what create() + close() cost.
-        // 3.12 only: `signal.getsignal()` in a subinterpreter returns the
-        // *main* interpreter's handler object, and touching it here (as
-        // asyncio.run() does) corrupts memory (CPython bug; reproduced with
-        // the stdlib's own module). A subinterpreter can never set handlers,
-        // so it answers None ("not set from Python") instead.
-        #[cfg(not(Py_3_13))]
-        run_private(c"import _signal\n_signal.getsignal = lambda signalnum, /: None\n");
+        // 3.12's `signal.getsignal()` fix is also made at the first entry
+        // (see `answer_getsignal_with_none`).
         if let Some(path) = sys_path {
             let path = crate::from_value::from_value(path)?;
             let sys = py::import(c"sys")?;
@@ -204,6 +199,51 @@ unsafe fn prepare_new_interpreter(sys_path: Option<&Value>) -> py::PyResult<()> 
         }
     }
     Ok(())
+}
+
+/// 3.12 only: `signal.getsignal()` in a subinterpreter returns the *main*
+/// interpreter's handler object, and touching it there (as asyncio.run()
+/// does) corrupts memory (CPython bug; reproduced with the stdlib's own
+/// module). A subinterpreter can never set handlers, so its
+/// `_signal.getsignal` becomes a builtin that answers None ("not set from
+/// Python"). Made at the first entry with `prime_threading`, before any code
+/// runs there, and as a C function, not a compiled lambda: importing
+/// `_signal` and compiling were what 3.12's create() + close() cost more
+/// than the stdlib's.
+///
+/// # Safety
+/// The new interpreter's GIL is held.
+#[cfg(not(Py_3_13))]
+unsafe fn answer_getsignal_with_none() {
+    unsafe extern "C" fn getsignal(_module: *mut PyObject, _signalnum: *mut PyObject) -> *mut PyObject {
+        // SAFETY: CPython calls it under the GIL; None is immortal.
+        unsafe { py::none() }
+    }
+    static mut GETSIGNAL: PyMethodDef = PyMethodDef {
+        ml_name: c"getsignal".as_ptr(),
+        ml_meth: PyMethodDefPointer { PyCFunction: getsignal },
+        ml_flags: METH_O,
+        ml_doc: c"getsignal(signalnum, /) -> None: a subinterpreter never sets signal handlers".as_ptr(),
+    };
+    // SAFETY: the GIL is held; the method definition is static and never
+    // written, and every reference made here is owned.
+    unsafe {
+        let patched = (|| -> py::PyResult<()> {
+            let signal = py::import(c"_signal")?;
+            let func = py::check(PyCFunction_NewEx(
+                std::ptr::addr_of_mut!(GETSIGNAL),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            ))?;
+            if PyObject_SetAttrString(signal.as_ptr(), c"getsignal".as_ptr(), func.as_ptr()) < 0 {
+                return Err(py::Raised);
+            }
+            Ok(())
+        })();
+        if patched.is_err() {
+            PyErr_Clear();
+        }
+    }
 }
 
 /// Makes `caller` current again after CPython left this thread with no
@@ -434,6 +474,7 @@ unsafe fn prime_threading(parked: *mut PyThreadState, creator: u64) {
     // releases the caller's; swapping back restores the caller's.
     unsafe {
         let caller = PyThreadState_Swap(parked);
+        answer_getsignal_with_none();
         run_private(&src);
         PyThreadState_Swap(caller);
     }
@@ -449,6 +490,16 @@ unsafe fn prime_threading(parked: *mut PyThreadState, creator: u64) {
 /// The interpreter's parked thread state is current.
 #[cfg(not(Py_3_13))]
 unsafe fn adopt_threading_main_thread() {
+    // SAFETY: the GIL is held; the lookup's reference is released at once.
+    let imported = unsafe {
+        let key = Owned::from_new(PyUnicode_FromString(c"threading".as_ptr()));
+        let module = key.and_then(|key| Owned::from_new(PyImport_GetModule(key.as_ptr())));
+        PyErr_Clear();
+        module.is_some()
+    };
+    if !imported {
+        return; // nothing to adopt, and no code to compile
+    }
     let src = cr#"
 import sys as _s
 _t = _s.modules.get("threading")

@@ -16,6 +16,7 @@ use crate::py::{self, Owned, PyResult};
 use crate::to_value::{to_value, ConvertError, Fallback};
 
 /// An exception raised in another interpreter, as plain data.
+#[derive(Clone)]
 pub struct Snapshot {
     pub type_name: String,
     pub type_qualname: String,
@@ -210,6 +211,180 @@ pub unsafe fn call(
     outcome.map(|outcome| Ok(unsafe { explain_not_rebuilt(outcome, not_rebuilt, &[&f, &a, &k]) }))
 }
 
+/// One call of a batch: objects of the caller's interpreter (`args` a
+/// tuple, `kwargs` a dict or null).
+pub struct BatchCall {
+    pub callable: *mut PyObject,
+    pub args: *mut PyObject,
+    pub kwargs: *mut PyObject,
+}
+
+/// What became of one call of a batch.
+pub enum BatchItem {
+    /// It crossed and ran (or its inputs could not be rebuilt there).
+    Ran(Outcome),
+    /// Its inputs could not be converted in the caller; it did not cross.
+    NotSent(NotSent),
+}
+
+/// Why a call's inputs stayed in the caller.
+pub enum NotSent {
+    NotShareable(String),
+    /// Conversion raised; the exception, taken so the next call can convert.
+    Raised(Option<Owned>),
+}
+
+/// A call's inputs as data: its callable by index into the batch's
+/// distinct callables (a batch usually calls one function many times, and
+/// converting and rebuilding it once saves most of a tiny call's cost).
+struct SentCall {
+    index: usize,
+    callable: usize,
+    args: Value,
+    kwargs: Value,
+}
+
+/// Calls each of `calls` in the target, in order, in one entry: what an
+/// executor worker does with the tasks it took from its queue.
+///
+/// Stops starting calls once `budget` has passed since the first started
+/// (at least one always runs), so a batch of slow calls hands back the
+/// finished ones' results early; returns one item per call for a prefix of
+/// `calls` (the caller runs the rest in another batch), and the time spent
+/// running them in the target (without the waits for either GIL).
+///
+/// # Safety
+/// The caller holds its interpreter's GIL and every object in `calls` is
+/// live in it.
+pub unsafe fn call_many(
+    id: i64,
+    calls: &[BatchCall],
+    budget: std::time::Duration,
+) -> Result<(Vec<BatchItem>, std::time::Duration), InterpError> {
+    let mut callables: Vec<(*mut PyObject, Value)> = Vec::new();
+    let mut sent: Vec<SentCall> = Vec::with_capacity(calls.len());
+    let mut items: Vec<Option<BatchItem>> = Vec::with_capacity(calls.len());
+    for (index, call) in calls.iter().enumerate() {
+        // SAFETY: the caller's GIL is held and the objects are live.
+        let converted = unsafe {
+            (|| -> Result<SentCall, ConvertError> {
+                let callable = match callables.iter().position(|(seen, _)| *seen == call.callable) {
+                    Some(known) => known,
+                    None => {
+                        callables.push((call.callable, to_value(call.callable, Fallback::Pickle)?));
+                        callables.len() - 1
+                    }
+                };
+                let args = to_value(call.args, Fallback::Pickle)?;
+                let kwargs = if call.kwargs.is_null() {
+                    Value::None
+                } else {
+                    to_value(call.kwargs, Fallback::Pickle)?
+                };
+                Ok(SentCall { index, callable, args, kwargs })
+            })()
+        };
+        match converted {
+            Ok(call) => {
+                sent.push(call);
+                items.push(None);
+            }
+            Err(ConvertError::NotShareable(msg)) => {
+                items.push(Some(BatchItem::NotSent(NotSent::NotShareable(msg))))
+            }
+            Err(ConvertError::Raised) => {
+                // SAFETY: the caller's GIL is held; the failed conversion left its exception set.
+                let exc = unsafe { py::take_exception() };
+                items.push(Some(BatchItem::NotSent(NotSent::Raised(exc))))
+            }
+        }
+    }
+    if sent.is_empty() {
+        return Ok((items.into_iter().flatten().collect(), std::time::Duration::ZERO));
+    }
+    // (outcome, whether an input failed to be rebuilt) per call started.
+    let mut ran: Vec<(Outcome, bool)> = Vec::with_capacity(sent.len());
+    let mut running = std::time::Duration::ZERO;
+    // SAFETY: the closure runs inside the target, under its GIL; the objects
+    // it builds are dropped before it returns.
+    unsafe {
+        run_in(id, || {
+            let started = std::time::Instant::now();
+            let stub = match CallStub::current() {
+                Ok(stub) => stub,
+                Err(_) => {
+                    let failed = snapshot();
+                    for _ in &sent {
+                        ran.push((Outcome::Failed(failed.clone()), false));
+                    }
+                    return Outcome::Returned(Value::None);
+                }
+            };
+            let mut rebuilt: Vec<Option<PreparedCall>> = (0..callables.len()).map(|_| None).collect();
+            for call in &sent {
+                if !ran.is_empty() && started.elapsed() >= budget {
+                    break;
+                }
+                ran.push(call_sent(&stub, call, &callables[call.callable].1, &mut rebuilt[call.callable]));
+            }
+            running = started.elapsed();
+            Outcome::Returned(Value::None)
+        })?
+    };
+    let ran_count = ran.len();
+    for (call, (outcome, not_rebuilt)) in sent.iter().zip(ran) {
+        let callable = &callables[call.callable].1;
+        // SAFETY: back in the caller's interpreter, under its GIL.
+        let outcome =
+            unsafe { explain_not_rebuilt(outcome, not_rebuilt, &[callable, &call.args, &call.kwargs]) };
+        items[call.index] = Some(BatchItem::Ran(outcome));
+    }
+    // The prefix of calls that have an item: up to the first call not started.
+    let handled = sent.get(ran_count).map_or(calls.len(), |first_not_started| first_not_started.index);
+    let items =
+        items.into_iter().take(handled).map(|item| item.expect("every call before `handled` has an item"));
+    Ok((items.collect(), running))
+}
+
+/// Runs one call of a batch in the target: rebuilds its inputs (the
+/// callable once per batch, prepared with the stub and kept in `prepared`),
+/// calls it from `__main__`'s top level as `call` does, and converts the
+/// result.
+///
+/// # Safety
+/// Runs inside the target interpreter, under its GIL.
+unsafe fn call_sent(
+    stub: &CallStub,
+    call: &SentCall,
+    callable: &Value,
+    prepared: &mut Option<PreparedCall>,
+) -> (Outcome, bool) {
+    // SAFETY: forwarded from the caller: the target's GIL is held.
+    unsafe {
+        let inputs = (|| -> PyResult<(Owned, Option<Owned>)> {
+            if prepared.is_none() {
+                *prepared = Some(stub.prepare(&from_value(callable)?)?);
+            }
+            let k = if call.kwargs == Value::None { None } else { Some(from_value(&call.kwargs)?) };
+            Ok((from_value(&call.args)?, k))
+        })();
+        let (Some(prepared), Ok((a, k))) = (prepared.as_ref(), inputs) else {
+            return (rebuild_failed(), true);
+        };
+        let outcome = match prepared.call(&a, k.as_ref()) {
+            Err(_) => Outcome::Failed(snapshot()),
+            Ok(result) => match to_value(result.as_ptr(), Fallback::Pickle) {
+                Ok(value) => Outcome::Returned(value),
+                Err(ConvertError::NotShareable(why)) => {
+                    Outcome::NotShareable(format!("the call's result cannot be sent back: {why}"))
+                }
+                Err(ConvertError::Raised) => Outcome::Failed(snapshot()),
+            },
+        };
+        (outcome, false)
+    }
+}
+
 /// Adds to a failed rebuild (in the target) of inputs pickled by reference to
 /// the sender's `__main__` why that happened and what helps: without
 /// cloudpickle, what is defined in `__main__` can only be looked up in the
@@ -256,12 +431,13 @@ fn pickled_refers_to_main(value: &Value, depth: usize) -> bool {
     }
 }
 
-/// The call stub's source: a call of three constants, swapped for the
-/// callable, its args tuple and its kwargs dict on each call. (The callee is
-/// a conditional expression because a plain constant callee makes the
-/// compiler warn "'str' object is not callable".)
-const CALL_STUB: &std::ffi::CStr =
-    c"('interpreters_aio:f' if 1 else 0)(*'interpreters_aio:a', **'interpreters_aio:k')";
+/// The call stub's source: a call of a constant with the arguments popped
+/// from two constants, swapped for the callable and two lists by
+/// `CallStub::prepare`. (Each constant is a conditional expression because a
+/// plain constant callee makes the compiler warn "'str' object is not
+/// callable", and nothing is folded through a conditional.)
+const CALL_STUB: &std::ffi::CStr = c"('interpreters_aio:f' if 1 else 0)(\
+    *('interpreters_aio:a' if 1 else 0).pop(), **('interpreters_aio:k' if 1 else 0).pop())";
 const STUB_FILE: &std::ffi::CStr = c"<interpreters_aio call>";
 
 /// Calls `f(*a, **k)` from module-level code running in `__main__`'s
@@ -269,87 +445,164 @@ const STUB_FILE: &std::ffi::CStr = c"<interpreters_aio call>";
 /// frame (`eval`, `exec`, `dir`, `vars`, `globals`, `locals`) then work on the
 /// target's `__main__`, as they would at its top level.
 ///
-/// The stub is compiled once per interpreter and kept in the interpreter's
-/// state dict; each call makes a copy whose constants are the call's objects
-/// (`code.replace(co_consts=...)`, 1-2 µs). The stub's own frame is removed
-/// from the traceback of an exception.
-///
 /// # Safety
 /// The current interpreter's GIL is held; `a` is a tuple and `k` a dict.
 unsafe fn call_in_main(f: &Owned, a: &Owned, k: Option<&Owned>) -> PyResult<Owned> {
-    // SAFETY: the GIL is held; every reference made here is owned or borrowed
-    // from an object that outlives its use.
-    unsafe {
-        let template = call_template()?;
-        let consts = py::getattr(template.as_ptr(), c"co_consts")?;
-        if PyTuple_Check(consts.as_ptr()) == 0 {
-            return Err(py::raise(PyExc_SystemError, "call stub has no constants tuple"));
+    // SAFETY: forwarded from the caller.
+    unsafe { CallStub::current()?.prepare(f)?.call(a, k) }
+}
+
+/// The current interpreter's call stub: compiled once per interpreter (kept
+/// in its state dict), it calls a constant callable with arguments it pops
+/// from two constant lists. `prepare` makes the copy for one callable
+/// (`code.replace(co_consts=...)`, about 1 µs), which a batch then runs for
+/// each of its calls of that callable, pushing each call's arguments first.
+/// The copy is private to the thread using it, and the stub pops the
+/// arguments before it calls, so a nested call cannot see another's
+/// arguments. The stub's own frame is removed from the traceback of an
+/// exception.
+struct CallStub {
+    consts: Owned,
+    replace: Owned,
+    globals: Owned,
+}
+
+/// The stub for one callable, with its two argument lists.
+struct PreparedCall {
+    code: Owned,
+    args: Owned,
+    kwargs: Owned,
+    globals: *mut PyObject,
+}
+
+impl CallStub {
+    /// # Safety
+    /// The current interpreter's GIL is held; the stub is used and dropped
+    /// in this interpreter.
+    unsafe fn current() -> PyResult<CallStub> {
+        // SAFETY: the GIL is held; every reference made here is owned.
+        unsafe {
+            let template = call_template()?;
+            let consts = Owned::from_borrowed(PyTuple_GET_ITEM(template.as_ptr(), 0));
+            let replace = Owned::from_borrowed(PyTuple_GET_ITEM(template.as_ptr(), 1));
+            Ok(CallStub { consts, replace, globals: main_dict()? })
         }
-        let kwargs = match k {
-            Some(k) => Owned::from_borrowed(k.as_ptr()),
-            None => py::check(PyDict_New())?,
-        };
-        let n = PyTuple_GET_SIZE(consts.as_ptr());
-        let swapped = py::check(PyTuple_New(n))?;
-        let mut found = 0;
-        for i in 0..n {
-            let item = PyTuple_GET_ITEM(consts.as_ptr(), i);
-            let mut replacement = item;
-            if PyUnicode_CheckExact(item) != 0 {
-                for (sentinel, obj) in [
-                    (c"interpreters_aio:f", f.as_ptr()),
-                    (c"interpreters_aio:a", a.as_ptr()),
-                    (c"interpreters_aio:k", kwargs.as_ptr()),
-                ] {
-                    if PyUnicode_CompareWithASCIIString(item, sentinel.as_ptr()) == 0 {
-                        replacement = obj;
-                        found += 1;
+    }
+
+    /// # Safety
+    /// As for `current`; the result does not outlive `self`.
+    unsafe fn prepare(&self, f: &Owned) -> PyResult<PreparedCall> {
+        // SAFETY: the GIL is held; every reference made here is owned or
+        // borrowed from an object that outlives its use.
+        unsafe {
+            let consts = self.consts.as_ptr();
+            let args = py::check(PyList_New(0))?;
+            let kwargs = py::check(PyList_New(0))?;
+            let n = PyTuple_GET_SIZE(consts);
+            let swapped = py::check(PyTuple_New(n))?;
+            let mut found = 0;
+            for i in 0..n {
+                let item = PyTuple_GET_ITEM(consts, i);
+                let mut replacement = item;
+                if PyUnicode_CheckExact(item) != 0 {
+                    for (sentinel, obj) in [
+                        (c"interpreters_aio:f", f.as_ptr()),
+                        (c"interpreters_aio:a", args.as_ptr()),
+                        (c"interpreters_aio:k", kwargs.as_ptr()),
+                    ] {
+                        if PyUnicode_CompareWithASCIIString(item, sentinel.as_ptr()) == 0 {
+                            replacement = obj;
+                            found += 1;
+                        }
                     }
                 }
+                PyTuple_SET_ITEM(swapped.as_ptr(), i, Py_NewRef(replacement));
             }
-            PyTuple_SET_ITEM(swapped.as_ptr(), i, Py_NewRef(replacement));
+            if found != 3 {
+                return Err(py::raise(PyExc_SystemError, "call stub constants not found"));
+            }
+            let options = py::check(PyDict_New())?;
+            if PyDict_SetItemString(options.as_ptr(), c"co_consts".as_ptr(), swapped.as_ptr()) < 0 {
+                return Err(py::Raised);
+            }
+            let no_args = py::check(PyTuple_New(0))?;
+            let code = py::check(PyObject_Call(self.replace.as_ptr(), no_args.as_ptr(), options.as_ptr()))?;
+            Ok(PreparedCall { code, args, kwargs, globals: self.globals.as_ptr() })
         }
-        if found != 3 {
-            return Err(py::raise(PyExc_SystemError, "call stub constants not found"));
-        }
-        let replace = py::getattr(template.as_ptr(), c"replace")?;
-        let options = py::check(PyDict_New())?;
-        if PyDict_SetItemString(options.as_ptr(), c"co_consts".as_ptr(), swapped.as_ptr()) < 0 {
-            return Err(py::Raised);
-        }
-        let no_args = py::check(PyTuple_New(0))?;
-        let stub = py::check(PyObject_Call(replace.as_ptr(), no_args.as_ptr(), options.as_ptr()))?;
-        let globals = main_dict()?;
-        let result = Owned::from_new(PyEval_EvalCode(stub.as_ptr(), globals.as_ptr(), globals.as_ptr()));
-        if result.is_none() {
-            drop_stub_frame();
-        }
-        result.ok_or(py::Raised)
     }
 }
 
-/// The call stub's code object for the current interpreter, compiled once.
+impl PreparedCall {
+    /// Calls the prepared callable with `*a, **k`.
+    ///
+    /// # Safety
+    /// The GIL of the interpreter that prepared it is held; `a` is a tuple
+    /// and `k` a dict.
+    unsafe fn call(&self, a: &Owned, k: Option<&Owned>) -> PyResult<Owned> {
+        // SAFETY: the GIL is held; the lists and the code are ours, and
+        // `globals` is borrowed from the `CallStub` that outlives `self`.
+        unsafe {
+            let kwargs = match k {
+                Some(k) => Owned::from_borrowed(k.as_ptr()),
+                None => py::check(PyDict_New())?,
+            };
+            // Empty unless a previous run stopped before its pops.
+            for list in [&self.args, &self.kwargs] {
+                if PyList_GET_SIZE(list.as_ptr()) != 0
+                    && PyList_SetSlice(list.as_ptr(), 0, PY_SSIZE_T_MAX, std::ptr::null_mut()) < 0
+                {
+                    return Err(py::Raised);
+                }
+            }
+            if PyList_Append(self.args.as_ptr(), a.as_ptr()) < 0
+                || PyList_Append(self.kwargs.as_ptr(), kwargs.as_ptr()) < 0
+            {
+                return Err(py::Raised);
+            }
+            let result = Owned::from_new(PyEval_EvalCode(self.code.as_ptr(), self.globals, self.globals));
+            if result.is_none() {
+                drop_stub_frame();
+            }
+            result.ok_or(py::Raised)
+        }
+    }
+}
+
+/// The call stub's constants and its bound `replace` method, for the current
+/// interpreter: compiled and looked up once, kept in the interpreter's state
+/// dict as a `(co_consts, replace)` tuple.
 ///
 /// # Safety
 /// The current interpreter's GIL is held.
 unsafe fn call_template() -> PyResult<Owned> {
     // SAFETY: the GIL is held; the state dict borrows, the rest is owned.
     unsafe {
-        let compile = || py::check(Py_CompileString(CALL_STUB.as_ptr(), STUB_FILE.as_ptr(), Py_eval_input));
+        let build = || -> PyResult<Owned> {
+            let code = py::check(Py_CompileString(CALL_STUB.as_ptr(), STUB_FILE.as_ptr(), Py_eval_input))?;
+            let consts = py::getattr(code.as_ptr(), c"co_consts")?;
+            if PyTuple_Check(consts.as_ptr()) == 0 {
+                return Err(py::raise(PyExc_SystemError, "call stub has no constants tuple"));
+            }
+            let replace = py::getattr(code.as_ptr(), c"replace")?;
+            let pair = py::check(PyTuple_New(2))?;
+            PyTuple_SET_ITEM(pair.as_ptr(), 0, consts.into_ptr());
+            PyTuple_SET_ITEM(pair.as_ptr(), 1, replace.into_ptr());
+            Ok(pair)
+        };
         let state = PyInterpreterState_GetDict(PyInterpreterState_Get());
         if state.is_null() {
-            return compile();
+            return build();
         }
         let key = c"interpreters_aio.call_stub";
         let hit = PyDict_GetItemString(state, key.as_ptr());
         if !hit.is_null() {
             return Ok(Owned::from_borrowed(hit));
         }
-        let code = compile()?;
-        if PyDict_SetItemString(state, key.as_ptr(), code.as_ptr()) < 0 {
+        let pair = build()?;
+        if PyDict_SetItemString(state, key.as_ptr(), pair.as_ptr()) < 0 {
             PyErr_Clear(); // caching is an optimization
         }
-        Ok(code)
+        Ok(pair)
     }
 }
 
