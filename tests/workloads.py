@@ -265,3 +265,20 @@ def consume_sized(q, done, count):
     for _ in range(count):
         total += len(q.get(timeout=30))
     done.put(total)
+
+
+def spin_echo(inbox, outbox, cpu=None):
+    """Echo every item of ``inbox`` back on ``outbox``, spinning on
+    ``get_nowait()`` (optionally pinned to ``cpu``), until ``None`` comes."""
+    from queue import Empty
+
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    while True:
+        try:
+            item = inbox.get_nowait()
+        except Empty:
+            continue
+        outbox.put(item)
+        if item is None:
+            return
