@@ -18,6 +18,9 @@ thread running on the other side:
 The "busy-poll" rows spin on ``get_nowait()`` on both sides instead of
 blocking: for the stdlib, what its transport costs without the 10 ms sleeps;
 for interpreters_aio, what a round trip costs without waking a blocked thread.
+The 1 MiB case also runs them with both sides on one CPU ("one CPU" rows), as
+happens on a busy machine: there a spinner that never lets go of the CPU
+keeps the side it waits for off it for a whole time slice.
 
 Latency is a ping-pong (send a small int, the worker sends it back).
 Throughput cases time one operation as a batch: the producer here puts N
@@ -35,6 +38,7 @@ the run.
 from __future__ import annotations
 
 import importlib
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -273,6 +277,26 @@ def _process_worker(
 
 
 # --- the operations -----------------------------------------------------------------
+
+
+def _on_one_cpu(setup: Setup) -> Setup:
+    """``setup`` with this thread, and the worker thread it starts (which
+    inherits the affinity), on one CPU; this thread's CPUs are restored after."""
+
+    @contextmanager
+    def pinned() -> Iterator[Op]:
+        before = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {min(before)})
+        try:
+            with setup() as op:
+                yield op
+        finally:
+            os.sched_setaffinity(0, before)
+
+    return pinned
+
+
+ONE_CPU_UNAVAILABLE = "this OS cannot pin threads to a CPU (os.sched_setaffinity)"
 
 
 def _round_trip(send: Callable[[Any], object], receive: Callable[[], Any]) -> Op:
@@ -583,6 +607,29 @@ def _large_case(stdlib: _StdlibQueues | str, method: str) -> Case:
 
         return setup
 
+    def one_cpu_rows() -> list[Contender]:
+        names = ["interpreters_aio, busy-poll, one CPU", "stdlib queue, busy-poll, one CPU"]
+        if not hasattr(os, "sched_setaffinity"):
+            return [Contender.unavailable(name, ONE_CPU_UNAVAILABLE) for name in names]
+        setups: list[Setup | str] = [
+            aio_busy_poll,
+            stdlib if isinstance(stdlib, str) else stdlib_setup(stdlib, True),
+        ]
+        note = "1 MiB bytes, get_nowait() spin on both sides, both on one CPU (a busy machine)"
+        return [
+            Contender.unavailable(name, setup)
+            if isinstance(setup, str)
+            else Contender(
+                name,
+                _on_one_cpu(setup),
+                expected=expected,
+                note=note,
+                items_per_op=n,
+                item_bytes=size,
+            )
+            for name, setup in zip(names, setups, strict=True)
+        ]
+
     @contextmanager
     def pipe() -> Iterator[Op]:
         ctx = processes.context(method)
@@ -628,6 +675,7 @@ def _large_case(stdlib: _StdlibQueues | str, method: str) -> Case:
                 items_per_op=n,
                 item_bytes=size,
             ),
+            *one_cpu_rows(),
             _mp_queue_row(method, payload, n, True, expected, size),
             Contender(
                 "multiprocessing.Pipe",

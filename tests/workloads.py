@@ -282,3 +282,20 @@ def sigint_handler_repr() -> str:
     import signal
 
     return repr(signal.getsignal(signal.SIGINT))
+
+
+def spin_echo(inbox, outbox, cpu=None):
+    """Echo every item of ``inbox`` back on ``outbox``, spinning on
+    ``get_nowait()`` (optionally pinned to ``cpu``), until ``None`` comes."""
+    from queue import Empty
+
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    while True:
+        try:
+            item = inbox.get_nowait()
+        except Empty:
+            continue
+        outbox.put(item)
+        if item is None:
+            return

@@ -4,11 +4,19 @@
 //! Nothing has been taken or queued at that point, so nothing is lost.
 //! [`push_or_wait`] and [`pop_or_wait`] are the try-then-wait loops that
 //! queues and channels share.
+//!
+//! A non-blocking call that finds nothing to do is also where a caller that
+//! spins on `get_nowait()` is recognized: after a spin of
+//! [`SPIN_BUDGET`](interpreters_aio_core::spin::SPIN_BUDGET) it yields the CPU
+//! on each further empty call (see `interpreters_aio_core::spin`), so a
+//! producer that shares its CPU is not kept waiting for a whole time slice.
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use interpreters_aio_core::fifo::{Fifo, Item, PopError, PushError, Received, Wait};
 use interpreters_aio_core::parker::WaitResult;
+use interpreters_aio_core::spin::SpinWatch;
 use pyo3_ffi::*;
 
 use crate::py::{PyResult, Raised};
@@ -62,6 +70,53 @@ pub unsafe fn block_on(
     }
 }
 
+thread_local! {
+    /// This thread's run of fruitless non-blocking calls, on any queue or channel.
+    static SPIN: Cell<SpinWatch> = const { Cell::new(SpinWatch::new()) };
+}
+
+/// A non-blocking call did its work: the caller is not spinning.
+fn progressed() {
+    SPIN.with(|spin| {
+        let mut watch = spin.get();
+        if watch.spinning() {
+            watch.progressed();
+            spin.set(watch);
+        }
+    });
+}
+
+/// A non-blocking call found nothing to do: if the caller has been spinning
+/// on such calls, give the CPU to whoever else can run on it (the thread it
+/// waits for, perhaps), with the GIL released so that threads of this
+/// interpreter can run too. Returns at once when nothing else is runnable.
+///
+/// # Safety
+/// As for [`block_on`].
+unsafe fn fruitless() {
+    let must_yield = SPIN.with(|spin| {
+        let mut watch = spin.get();
+        let must_yield = watch.fruitless(Instant::now());
+        spin.set(watch);
+        must_yield
+    });
+    if !must_yield {
+        return;
+    }
+    // SAFETY: releasing and retaking this thread's own GIL around a yield
+    // that touches no Python object.
+    unsafe {
+        let saved = PyEval_SaveThread();
+        std::thread::yield_now();
+        PyEval_RestoreThread(saved);
+    }
+    SPIN.with(|spin| {
+        let mut watch = spin.get();
+        watch.resumed(Instant::now());
+        spin.set(watch);
+    });
+}
+
 /// What [`push_or_wait`] came to.
 pub enum Pushed {
     /// The item is in the FIFO.
@@ -85,11 +140,20 @@ pub unsafe fn push_or_wait(
 ) -> PyResult<Pushed> {
     loop {
         match fifo.try_push(item, false, false) {
-            Ok(_) => return Ok(Pushed::Sent),
+            Ok(_) => {
+                progressed();
+                return Ok(Pushed::Sent);
+            }
             Err(PushError::Closed(_)) => return Ok(Pushed::Closed),
             Err(PushError::Full(back)) => {
+                if !block {
+                    drop(back);
+                    // SAFETY: forwarded from the caller.
+                    unsafe { fruitless() };
+                    return Ok(Pushed::Full);
+                }
                 // SAFETY: forwarded from the caller.
-                if !block || !unsafe { block_on(module, fifo, Wait::CanSend, deadline) }? {
+                if !unsafe { block_on(module, fifo, Wait::CanSend, deadline) }? {
                     return Ok(Pushed::Full);
                 }
                 item = back;
@@ -122,12 +186,20 @@ pub unsafe fn pop_or_wait(
 ) -> PyResult<Popped> {
     loop {
         match fifo.try_pop() {
-            Ok(received) => return Ok(Popped::Got(received)),
+            Ok(received) => {
+                progressed();
+                return Ok(Popped::Got(received));
+            }
             Err(PopError::Closed) => return Ok(Popped::Closed),
             Err(PopError::Empty) => {
                 before_waiting()?;
+                if !block {
+                    // SAFETY: forwarded from the caller.
+                    unsafe { fruitless() };
+                    return Ok(Popped::Empty);
+                }
                 // SAFETY: forwarded from the caller.
-                if !block || !unsafe { block_on(module, fifo, Wait::CanRecv, deadline) }? {
+                if !unsafe { block_on(module, fifo, Wait::CanRecv, deadline) }? {
                     return Ok(Popped::Empty);
                 }
             }
