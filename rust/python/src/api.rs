@@ -502,13 +502,20 @@ unsafe extern "C" fn call_many(module: *mut PyObject, args: Args, nargs: Py_ssiz
             return py::raise(PyExc_ValueError, "call_many() budget must be a finite number of seconds >= 0")
                 .into_null();
         }
+        let st = state(module);
+        let names = [st.name_fn, st.name_args, st.name_kwargs];
+        if names.iter().any(|name| name.is_null()) {
+            return py::raise(PyExc_SystemError, "call_many() called before the module was set up")
+                .into_null();
+        }
+        let attr = |task: *mut PyObject, name: *mut PyObject| py::check(PyObject_GetAttr(task, name));
         let mut held = Vec::new();
         let mut calls = Vec::new();
         for i in 0..PyList_GET_SIZE(list) {
             let task = PyList_GET_ITEM(list, i);
-            let Ok(callable) = py::getattr(task, c"fn") else { return std::ptr::null_mut() };
-            let Ok(call_args) = py::getattr(task, c"args") else { return std::ptr::null_mut() };
-            let Ok(kwargs) = py::getattr(task, c"kwargs") else { return std::ptr::null_mut() };
+            let Ok(callable) = attr(task, names[0]) else { return std::ptr::null_mut() };
+            let Ok(call_args) = attr(task, names[1]) else { return std::ptr::null_mut() };
+            let Ok(kwargs) = attr(task, names[2]) else { return std::ptr::null_mut() };
             let (a, k) = (call_args.as_ptr(), kwargs.as_ptr());
             if PyTuple_Check(a) == 0 || (k != Py_None() && PyDict_Check(k) == 0) {
                 return py::raise(

@@ -25,13 +25,18 @@ pub struct State {
     pub errors: *mut PyObject,
     pub handle_type: *mut PyObject,
     pub buffer_type: *mut PyObject,
+    /// The interned attribute names `call_many` reads on every task
+    /// (`PyObject_GetAttrString` makes and hashes a new string each time).
+    pub name_fn: *mut PyObject,
+    pub name_args: *mut PyObject,
+    pub name_kwargs: *mut PyObject,
     /// This interpreter's loans of large `bytes` (see `lending`): a
     /// `Box::into_raw`, set in exec and closed in free. Not a Python object.
     pub lender: *mut std::sync::Arc<interpreters_aio_core::lending::Lender>,
 }
 
 impl State {
-    fn fields(&mut self) -> [&mut *mut PyObject; 6] {
+    fn fields(&mut self) -> [&mut *mut PyObject; 9] {
         [
             &mut self.interpreter_error,
             &mut self.interpreter_not_found,
@@ -39,6 +44,9 @@ impl State {
             &mut self.errors,
             &mut self.handle_type,
             &mut self.buffer_type,
+            &mut self.name_fn,
+            &mut self.name_args,
+            &mut self.name_kwargs,
         ]
     }
 }
@@ -141,6 +149,14 @@ unsafe extern "C" fn exec_module(module: *mut PyObject) -> c_int {
         let st = state(module);
         st.handle_type = handle_type;
         st.buffer_type = buffer_type;
+        for (field, name) in
+            [(&mut st.name_fn, c"fn"), (&mut st.name_args, c"args"), (&mut st.name_kwargs, c"kwargs")]
+        {
+            *field = PyUnicode_InternFromString(name.as_ptr());
+            if field.is_null() {
+                return -1;
+            }
+        }
         if PyModule_AddObjectRef(module, c"Handle".as_ptr(), handle_type) < 0
             || PyModule_AddObjectRef(module, c"SharedBuffer".as_ptr(), buffer_type) < 0
         {
