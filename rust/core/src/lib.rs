@@ -25,6 +25,7 @@ pub mod parker;
 pub mod queue;
 pub mod registry;
 pub mod shared;
+pub mod spin;
 mod sync;
 #[allow(unsafe_code)]
 pub mod sys;

@@ -9,9 +9,17 @@
 //! three syscalls per wake-up). Unlike std's, a signal ends the wait
 //! (`EINTR` is reported as `Interrupted`), so Ctrl-C reaches the main thread
 //! while it is blocked.
+//!
+//! Before it sleeps, a wait may spin for up to [`SPIN_BUDGET`], if this
+//! thread's recent waits were short ([`crate::spin`] decides when): on a VM
+//! that halts idle CPUs, sleeping and being woken costs tens of microseconds
+//! more than the hand-off itself. The spin only watches the futex word, so
+//! it changes nothing in the protocol (see `Parker::spin`).
 
 use std::time::Instant;
 
+#[cfg(not(loom))]
+use crate::spin::{SpinPolicy, SPINS_BEFORE_YIELD, SPIN_BUDGET};
 use crate::sync::Arc;
 pub use crate::sys::WaitResult;
 
@@ -30,6 +38,23 @@ const EMPTY: u32 = 0;
 const NOTIFIED: u32 = 1;
 #[cfg(not(loom))]
 const PARKED: u32 = 2;
+
+#[cfg(not(loom))]
+thread_local! {
+    /// Whether this thread's waits spin first (only its own `park` uses it).
+    static SPIN_POLICY: std::cell::Cell<SpinPolicy> = const { std::cell::Cell::new(SpinPolicy::new()) };
+}
+
+/// Decides, once per process, whether waits may spin: not if it has one
+/// CPU, where spinning only delays the thread that would hand something
+/// over. std's count follows the calling thread's affinity mask (and the
+/// cgroup's CPU quota), so the extension calls this when it is first
+/// imported, before code pins the thread that happens to wait first.
+#[cfg(not(loom))]
+pub fn spinning_can_help() -> bool {
+    static MANY_CPUS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *MANY_CPUS.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
+}
 
 /// Every thread's parker by thread id, so that closing an interpreter can
 /// wake the thread blocked inside it (`cancel_thread`).
@@ -70,15 +95,80 @@ impl Parker {
         Waiting(self)
     }
 
-    /// Sleeps on this thread's futex until `unpark`, the deadline, or a
-    /// signal (reported as `Interrupted`, as is a spurious return: the
-    /// caller runs Python's signal handlers, cheap when none is pending,
-    /// and waits again).
+    /// Blocks until `unpark`, the deadline, or a signal (reported as
+    /// `Interrupted`, as is a spurious return: the caller runs Python's
+    /// signal handlers, cheap when none is pending, and waits again). Only
+    /// the thread that owns the parker parks on it.
+    ///
+    /// If this thread's recent waits were short, it first spins for up to
+    /// [`SPIN_BUDGET`]; a spin that runs out returns `Interrupted` instead of
+    /// sleeping, so a signal that came during the spin (which no system call
+    /// was there to report) is handled no later than the budget, and the
+    /// caller's next wait sleeps at once.
     pub fn park(&self, deadline: Option<Instant>) -> WaitResult {
         use std::sync::atomic::Ordering::SeqCst;
         if self.state.compare_exchange(NOTIFIED, EMPTY, SeqCst, SeqCst).is_ok() {
             return WaitResult::Ready;
         }
+        let mut policy = SPIN_POLICY.get();
+        if policy.spins() && spinning_can_help() {
+            let spun = self.spin(deadline);
+            match spun {
+                WaitResult::Ready => policy.woken_while_spinning(),
+                WaitResult::Interrupted => policy.spin_ran_out(),
+                // A deadline inside the budget says nothing of the feed rate.
+                _ => {}
+            }
+            SPIN_POLICY.set(policy);
+            return spun;
+        }
+        let start = Instant::now();
+        let slept = self.sleep(deadline);
+        policy.slept(start.elapsed());
+        SPIN_POLICY.set(policy);
+        slept
+    }
+
+    /// Watches the futex word for an `unpark` for up to [`SPIN_BUDGET`] (or
+    /// until the deadline, if sooner): `Ready` if one came, `TimedOut` at the
+    /// deadline, `Interrupted` if the budget ran out.
+    ///
+    /// Why this cannot lose a wake-up: the spin only reads the word and makes
+    /// the one transition `park`'s first line makes, NOTIFIED to EMPTY, which
+    /// consumes an `unpark` that already happened. It never writes EMPTY or
+    /// PARKED, so to `unpark` a spinning thread looks exactly like a thread
+    /// that has not parked yet (its swap to NOTIFIED makes no system call),
+    /// and a later `park` starts the futex protocol from the state the spin
+    /// left. The loom model (a Mutex/Condvar parker with the same contract:
+    /// an `unpark` is remembered, spurious returns are allowed) therefore
+    /// still covers the waiters' hand-off.
+    fn spin(&self, deadline: Option<Instant>) -> WaitResult {
+        use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+        let start = Instant::now();
+        let budget_end = start + SPIN_BUDGET;
+        let end = deadline.map_or(budget_end, |d| d.min(budget_end));
+        let mut spins = 0u32;
+        loop {
+            if self.state.load(Relaxed) == NOTIFIED
+                && self.state.compare_exchange(NOTIFIED, EMPTY, SeqCst, SeqCst).is_ok()
+            {
+                return WaitResult::Ready;
+            }
+            if Instant::now() >= end {
+                return if end < budget_end { WaitResult::TimedOut } else { WaitResult::Interrupted };
+            }
+            if spins < SPINS_BEFORE_YIELD {
+                spins += 1;
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    /// Sleeps on the futex word until `unpark`, the deadline, or a signal.
+    fn sleep(&self, deadline: Option<Instant>) -> WaitResult {
+        use std::sync::atomic::Ordering::SeqCst;
         if self.state.compare_exchange(EMPTY, PARKED, SeqCst, SeqCst).is_err() {
             self.state.store(EMPTY, SeqCst); // an unpark came in between
             return WaitResult::Ready;
@@ -102,6 +192,10 @@ impl Parker {
     }
 }
 
+/// The parker loom model-checks the waiters' hand-off with: the same
+/// contract as the futex parker (an `unpark` before `park` is remembered),
+/// built on loom's Mutex/Condvar. It has no spin: the futex parker's spin is
+/// invisible to that contract (see its `spin`).
 #[cfg(loom)]
 pub struct Parker {
     notified: loom::sync::Mutex<bool>,
