@@ -19,7 +19,7 @@
 use std::time::Instant;
 
 #[cfg(not(loom))]
-use crate::spin::{SpinPolicy, SPINS_BEFORE_YIELD, SPIN_BUDGET};
+use crate::spin::{SpinPolicy, SPIN_BUDGET, SPIN_OVERRUN};
 use crate::sync::Arc;
 pub use crate::sys::WaitResult;
 
@@ -112,8 +112,10 @@ impl Parker {
         }
         let mut policy = SPIN_POLICY.get();
         if policy.spins() && spinning_can_help() {
-            let spun = self.spin(deadline);
+            let start = Instant::now();
+            let spun = self.spin(start, deadline);
             match spun {
+                _ if start.elapsed() > SPIN_OVERRUN => policy.lost_the_cpu(),
                 WaitResult::Ready => policy.woken_while_spinning(),
                 WaitResult::Interrupted => policy.spin_ran_out(),
                 // A deadline inside the budget says nothing of the feed rate.
@@ -142,12 +144,16 @@ impl Parker {
     /// left. The loom model (a Mutex/Condvar parker with the same contract:
     /// an `unpark` is remembered, spurious returns are allowed) therefore
     /// still covers the waiters' hand-off.
-    fn spin(&self, deadline: Option<Instant>) -> WaitResult {
+    ///
+    /// It never calls `sched_yield`: on a busy CPU that hands the CPU to the
+    /// busy thread for a scheduler slice (milliseconds per round trip in the
+    /// ping-pong benchmark with one busy process per CPU), where a thread
+    /// asleep on the futex is woken ahead of it. A peer that needs this CPU
+    /// to answer makes the spin run out instead, and the policy stops it.
+    fn spin(&self, start: Instant, deadline: Option<Instant>) -> WaitResult {
         use std::sync::atomic::Ordering::{Relaxed, SeqCst};
-        let start = Instant::now();
         let budget_end = start + SPIN_BUDGET;
         let end = deadline.map_or(budget_end, |d| d.min(budget_end));
-        let mut spins = 0u32;
         loop {
             if self.state.load(Relaxed) == NOTIFIED
                 && self.state.compare_exchange(NOTIFIED, EMPTY, SeqCst, SeqCst).is_ok()
@@ -157,12 +163,7 @@ impl Parker {
             if Instant::now() >= end {
                 return if end < budget_end { WaitResult::TimedOut } else { WaitResult::Interrupted };
             }
-            if spins < SPINS_BEFORE_YIELD {
-                spins += 1;
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
+            std::hint::spin_loop();
         }
     }
 

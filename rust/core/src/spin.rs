@@ -42,15 +42,15 @@ use std::time::Duration;
 /// The longest a wait spins before it sleeps.
 pub const SPIN_BUDGET: Duration = Duration::from_micros(50);
 
+/// A spin that took longer than this lost its CPU to another thread for a
+/// while (it was preempted).
+pub const SPIN_OVERRUN: Duration = Duration::from_micros(2 * SPIN_BUDGET.as_micros() as u64);
+
 /// A wait that slept this long or less counts as short.
 pub const SHORT_WAIT: Duration = Duration::from_micros(200);
 
 // A wait woken during its spin would otherwise count as long.
 const _: () = assert!(SPIN_BUDGET.as_nanos() <= SHORT_WAIT.as_nanos());
-
-/// `spin_loop` iterations before each further check yields the CPU
-/// (`sched_yield`), so that a peer runnable on the same CPU gets to run.
-pub const SPINS_BEFORE_YIELD: u32 = 8;
 
 /// Short waits that turn spinning on, at first and after a spin that paid
 /// off.
@@ -109,6 +109,21 @@ impl SpinPolicy {
         self.on_probation = true;
     }
 
+    /// The spin took far longer than its budget ([`SPIN_OVERRUN`]): another
+    /// thread had this CPU meanwhile, and while it is busy a spinning
+    /// thread only waits for its turn, where a sleeping one would be woken
+    /// ahead of it. Spinning stops at once, as after a wasted spin.
+    pub fn lost_the_cpu(&mut self) {
+        self.stop_spinning();
+    }
+
+    fn stop_spinning(&mut self) {
+        self.on_probation = false;
+        self.near_misses = 0;
+        self.streak = 0;
+        self.needed = self.needed.saturating_mul(2).min(MAX_STREAK);
+    }
+
     /// The wait did not spin and ended after `waited` (woken, timed out or
     /// interrupted: all say how soon this thread's waits end).
     ///
@@ -123,9 +138,7 @@ impl SpinPolicy {
             if short && self.near_misses < NEAR_MISSES {
                 self.near_misses += 1;
             } else {
-                self.near_misses = 0;
-                self.streak = 0;
-                self.needed = self.needed.saturating_mul(2).min(MAX_STREAK);
+                self.stop_spinning();
             }
         } else if short {
             self.streak = (self.streak + 1).min(self.needed);
