@@ -271,6 +271,16 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_spin_that_lost_its_cpu_stops_spinning_at_once() {
+        let mut policy = SpinPolicy::new();
+        short_sleeps_until_spinning(&mut policy, 100);
+        policy.woken_while_spinning();
+        policy.lost_the_cpu();
+        assert!(!policy.spins());
+        assert_eq!(short_sleeps_until_spinning(&mut policy, 100), Some(2 * u32::from(FIRST_STREAK)));
+    }
+
     /// Spins, runs out, and finds the following wait long: a wasted spin.
     fn waste_a_spin(policy: &mut SpinPolicy) {
         assert!(policy.spins());
