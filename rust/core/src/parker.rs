@@ -45,15 +45,44 @@ thread_local! {
     static SPIN_POLICY: std::cell::Cell<SpinPolicy> = const { std::cell::Cell::new(SpinPolicy::new()) };
 }
 
-/// Decides, once per process, whether waits may spin: not if it has one
-/// CPU, where spinning only delays the thread that would hand something
-/// over. std's count follows the calling thread's affinity mask (and the
-/// cgroup's CPU quota), so the extension calls this when it is first
-/// imported, before code pins the thread that happens to wait first.
+/// How many threads may spin at once: half the CPUs, as in Go's scheduler,
+/// so that spinners never take every CPU from the threads that would hand
+/// them something (with 2 CPUs, two executor workers spinning for tasks
+/// slowed the thread submitting them by half); none with one CPU. Decided
+/// once per process: std's count follows the calling thread's affinity mask
+/// (and the cgroup's CPU quota), so the extension calls this when it is
+/// first imported, before code pins the thread that happens to wait first.
 #[cfg(not(loom))]
-pub fn spinning_can_help() -> bool {
-    static MANY_CPUS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *MANY_CPUS.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
+pub fn spinners_allowed() -> usize {
+    static ALLOWED: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *ALLOWED.get_or_init(|| std::thread::available_parallelism().map_or(0, |n| n.get() / 2))
+}
+
+/// A place among the threads spinning right now (see `spinners_allowed`).
+#[cfg(not(loom))]
+struct SpinSlot;
+
+#[cfg(not(loom))]
+static SPINNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[cfg(not(loom))]
+impl SpinSlot {
+    fn take() -> Option<SpinSlot> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if SPINNING.fetch_add(1, Relaxed) < spinners_allowed() {
+            Some(SpinSlot)
+        } else {
+            SPINNING.fetch_sub(1, Relaxed);
+            None
+        }
+    }
+}
+
+#[cfg(not(loom))]
+impl Drop for SpinSlot {
+    fn drop(&mut self) {
+        SPINNING.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Every thread's parker by thread id, so that closing an interpreter can
@@ -111,9 +140,11 @@ impl Parker {
             return WaitResult::Ready;
         }
         let mut policy = SPIN_POLICY.get();
-        if policy.spins() && spinning_can_help() {
+        let slot = if policy.spins() { SpinSlot::take() } else { None };
+        if let Some(slot) = slot {
             let start = Instant::now();
             let spun = self.spin(start, deadline);
+            drop(slot);
             match spun {
                 _ if start.elapsed() > SPIN_OVERRUN => policy.lost_the_cpu(),
                 WaitResult::Ready => policy.woken_while_spinning(),
@@ -124,6 +155,8 @@ impl Parker {
             SPIN_POLICY.set(policy);
             return spun;
         }
+        // Also when all spinning places were taken: the wait's length still
+        // says whether this thread's waits are short.
         let start = Instant::now();
         let slept = self.sleep(deadline);
         policy.slept(start.elapsed());
