@@ -17,7 +17,7 @@
 //! - a spin that runs out (nothing came within the budget) returns without
 //!   sleeping, and the caller's next wait sleeps. If that wait is long too,
 //!   spinning stops at once, and the number of short waits that turn it back
-//!   on doubles (8, 16, ... up to 256), so a consumer whose feed rate sits
+//!   on doubles (3, 6, 12, ... up to 256), so a consumer whose feed rate sits
 //!   just past the budget pays one wasted spin per hundreds of waits, not
 //!   per wait. If it is short (the item came just after the budget: the
 //!   peer that should answer was asleep, and waking it takes about as long
@@ -28,7 +28,12 @@
 //! - while not spinning, a wait that ended within [`SHORT_WAIT`] counts
 //!   towards that number, and a longer one halves the count: a thread that
 //!   is fed rarely never gets there, while the odd late wake-up on a busy
-//!   machine does not undo the learning of a thread fed often.
+//!   machine does not undo the learning of a thread fed often;
+//! - a spin that took longer than [`SPIN_OVERRUN`] lost its CPU to another
+//!   thread: spinning stops at once, as after a wasted spin.
+//!
+//! The spin itself, and the limit on how many threads spin at once, are in
+//! `parker.rs`.
 //!
 //! [`SHORT_WAIT`] is longer than the spin budget because a wait that sleeps
 //! also pays the wake-up it would have saved by spinning: an idle ping-pong
@@ -54,14 +59,14 @@ const _: () = assert!(SPIN_BUDGET.as_nanos() <= SHORT_WAIT.as_nanos());
 
 /// Short waits that turn spinning on, at first and after a spin that paid
 /// off.
-const FIRST_STREAK: u16 = 8;
+const FIRST_STREAK: u16 = 3;
 
 /// The most short waits ever needed to turn spinning back on.
 const MAX_STREAK: u16 = 256;
 
 /// Spins in a row that may run out, each followed by a short wait, before
 /// spinning stops.
-pub const NEAR_MISSES: u8 = 2;
+pub const NEAR_MISSES: u8 = 4;
 
 /// One thread's spin-or-sleep state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -296,7 +301,7 @@ mod tests {
             needed.push(short_sleeps_until_spinning(&mut policy, 10_000).expect("relearns"));
             waste_a_spin(&mut policy);
         }
-        assert_eq!(needed, [8, 16, 32, 64, 128, 256, 256, 256, 256, 256]);
+        assert_eq!(needed, [3, 6, 12, 24, 48, 96, 192, 256, 256, 256]);
     }
 
     #[test]
