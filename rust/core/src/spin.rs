@@ -27,8 +27,11 @@
 //!   CPUs stay awake;
 //! - while not spinning, a wait that ended within [`SHORT_WAIT`] counts
 //!   towards that number, and a longer one halves the count: a thread that
-//!   is fed rarely never gets there, while the odd late wake-up on a busy
-//!   machine does not undo the learning of a thread fed often;
+//!   is fed rarely never gets there, while the odd late wake-up does not
+//!   undo the learning of a thread fed often. A wait that slept less than
+//!   [`CHEAP_WAKE`] does not count: its wake-up was cheap (the CPUs were
+//!   awake, as on a busy machine, or the peer shares this CPU), so spinning
+//!   would save little;
 //! - a spin that took longer than [`SPIN_OVERRUN`] lost its CPU to another
 //!   thread: spinning stops at once, as after a wasted spin.
 //!
@@ -53,6 +56,12 @@ pub const SPIN_OVERRUN: Duration = Duration::from_micros(2 * SPIN_BUDGET.as_micr
 
 /// A wait that slept this long or less counts as short.
 pub const SHORT_WAIT: Duration = Duration::from_micros(200);
+
+/// A wait that slept less than this was woken cheaply (the CPUs were awake,
+/// as on a busy machine): a spin would save little, and costs the thread the
+/// head start the scheduler gives a thread it wakes, so such a wait does not
+/// count towards spinning.
+pub const CHEAP_WAKE: Duration = Duration::from_micros(20);
 
 // A wait woken during its spin would otherwise count as long.
 const _: () = assert!(SPIN_BUDGET.as_nanos() <= SHORT_WAIT.as_nanos());
@@ -145,6 +154,8 @@ impl SpinPolicy {
             } else {
                 self.stop_spinning();
             }
+        } else if waited < CHEAP_WAKE {
+            // Neither short enough to learn from nor long.
         } else if short {
             self.streak = (self.streak + 1).min(self.needed);
         } else {
@@ -188,6 +199,22 @@ mod tests {
         assert!(!policy.spins());
         let left = u32::from(FIRST_STREAK - (FIRST_STREAK - 1) / 2);
         assert_eq!(short_sleeps_until_spinning(&mut policy, 100), Some(left));
+    }
+
+    #[test]
+    fn cheap_wake_ups_do_not_teach_spinning() {
+        let mut policy = SpinPolicy::new();
+        for _ in 0..10_000 {
+            policy.slept(CHEAP_WAKE - Duration::from_nanos(1));
+            assert!(!policy.spins());
+        }
+        // Nor do they undo what short waits taught.
+        for _ in 1..FIRST_STREAK {
+            policy.slept(SHORT);
+        }
+        policy.slept(Duration::from_micros(3));
+        policy.slept(SHORT);
+        assert!(policy.spins());
     }
 
     #[test]
