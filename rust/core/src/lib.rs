@@ -21,11 +21,11 @@ pub mod channel;
 pub mod fifo;
 pub mod interpreters;
 pub mod lending;
+pub mod park_spin;
 pub mod parker;
 pub mod queue;
 pub mod registry;
 pub mod shared;
-pub mod spin;
 mod sync;
 #[allow(unsafe_code)]
 pub mod sys;

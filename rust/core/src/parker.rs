@@ -11,7 +11,7 @@
 //! while it is blocked.
 //!
 //! Before it sleeps, a wait may spin for up to [`SPIN_BUDGET`], if this
-//! thread's recent waits were short ([`crate::spin`] decides when): on a VM
+//! thread's recent waits were short ([`crate::park_spin`] decides when): on a VM
 //! that halts idle CPUs, sleeping and being woken costs tens of microseconds
 //! more than the hand-off itself. The spin only watches the futex word, so
 //! it changes nothing in the protocol (see `Parker::spin`).
@@ -19,7 +19,7 @@
 use std::time::Instant;
 
 #[cfg(not(loom))]
-use crate::spin::{SpinPolicy, SPIN_BUDGET, SPIN_OVERRUN};
+use crate::park_spin::{SpinPolicy, SPIN_BUDGET, SPIN_OVERRUN};
 use crate::sync::Arc;
 pub use crate::sys::WaitResult;
 
