@@ -141,6 +141,49 @@ def test_ctrl_c_while_blocked_loses_and_duplicates_nothing(run_python):
     ]
 
 
+# The worker echoes quickly, so the main thread's waits end within
+# microseconds and it may spin before it sleeps; then the worker sends SIGINT
+# instead of an answer, and nothing will ever wake the main thread. Whether
+# the signal lands during a spin (no system call to interrupt: the spin must
+# end by itself and let the handler run), during the sleep, or during the
+# put, the main thread must raise KeyboardInterrupt and not hang.
+CTRL_C_WHILE_SPINNING = """
+import os, signal, threading
+import interpreters_aio as interpreters
+
+inbox, outbox = interpreters.create_queue(), interpreters.create_queue()
+interp = interpreters.create()
+interp.prepare_main(inbox=inbox, outbox=outbox)
+echo = '''
+import os, signal, time
+while (item := inbox.get()) != "interrupt":
+    outbox.put(item)
+soon = time.perf_counter() + 20e-6  # the main thread is most likely in outbox.get()
+while time.perf_counter() < soon:
+    pass
+os.kill(os.getpid(), signal.SIGINT)
+'''
+worker = threading.Thread(target=interp.exec, args=(echo,))
+worker.start()
+for i in range(3000):
+    inbox.put(i)
+    assert outbox.get() == i
+try:
+    inbox.put("interrupt")
+    outbox.get()
+except KeyboardInterrupt:
+    print("interrupted")
+worker.join()
+interp.close()
+"""
+
+
+def test_ctrl_c_reaches_a_thread_fed_quickly_that_may_be_spinning(run_python):
+    proc = run_python(CTRL_C_WHILE_SPINNING, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["interrupted"]
+
+
 def test_exit_with_a_thread_blocked_on_a_queue_in_an_interpreter(run_python):
     proc = run_python(
         """

@@ -21,6 +21,7 @@ pub mod channel;
 pub mod fifo;
 pub mod interpreters;
 pub mod lending;
+pub mod park_spin;
 pub mod parker;
 pub mod queue;
 pub mod registry;

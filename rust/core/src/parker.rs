@@ -9,9 +9,17 @@
 //! three syscalls per wake-up). Unlike std's, a signal ends the wait
 //! (`EINTR` is reported as `Interrupted`), so Ctrl-C reaches the main thread
 //! while it is blocked.
+//!
+//! Before it sleeps, a wait may spin for up to [`SPIN_BUDGET`], if this
+//! thread's recent waits were short ([`crate::park_spin`] decides when): on a VM
+//! that halts idle CPUs, sleeping and being woken costs tens of microseconds
+//! more than the hand-off itself. The spin only watches the futex word, so
+//! it changes nothing in the protocol (see `Parker::spin`).
 
 use std::time::Instant;
 
+#[cfg(not(loom))]
+use crate::park_spin::{SpinPolicy, SPIN_BUDGET, SPIN_OVERRUN};
 use crate::sync::Arc;
 pub use crate::sys::WaitResult;
 
@@ -30,6 +38,52 @@ const EMPTY: u32 = 0;
 const NOTIFIED: u32 = 1;
 #[cfg(not(loom))]
 const PARKED: u32 = 2;
+
+#[cfg(not(loom))]
+thread_local! {
+    /// Whether this thread's waits spin first (only its own `park` uses it).
+    static SPIN_POLICY: std::cell::Cell<SpinPolicy> = const { std::cell::Cell::new(SpinPolicy::new()) };
+}
+
+/// How many threads may spin at once: half the CPUs, as in Go's scheduler,
+/// so that spinners never take every CPU from the threads that would hand
+/// them something (with 2 CPUs, two executor workers spinning for tasks
+/// slowed the thread submitting them by half); none with one CPU. Decided
+/// once per process: std's count follows the calling thread's affinity mask
+/// (and the cgroup's CPU quota), so the extension calls this when it is
+/// first imported, before code pins the thread that happens to wait first.
+#[cfg(not(loom))]
+pub fn spinners_allowed() -> usize {
+    static ALLOWED: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *ALLOWED.get_or_init(|| std::thread::available_parallelism().map_or(0, |n| n.get() / 2))
+}
+
+/// A place among the threads spinning right now (see `spinners_allowed`).
+#[cfg(not(loom))]
+struct SpinSlot;
+
+#[cfg(not(loom))]
+static SPINNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[cfg(not(loom))]
+impl SpinSlot {
+    fn take() -> Option<SpinSlot> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if SPINNING.fetch_add(1, Relaxed) < spinners_allowed() {
+            Some(SpinSlot)
+        } else {
+            SPINNING.fetch_sub(1, Relaxed);
+            None
+        }
+    }
+}
+
+#[cfg(not(loom))]
+impl Drop for SpinSlot {
+    fn drop(&mut self) {
+        SPINNING.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
 
 /// Every thread's parker by thread id, so that closing an interpreter can
 /// wake the thread blocked inside it (`cancel_thread`).
@@ -70,15 +124,85 @@ impl Parker {
         Waiting(self)
     }
 
-    /// Sleeps on this thread's futex until `unpark`, the deadline, or a
-    /// signal (reported as `Interrupted`, as is a spurious return: the
-    /// caller runs Python's signal handlers, cheap when none is pending,
-    /// and waits again).
+    /// Blocks until `unpark`, the deadline, or a signal (reported as
+    /// `Interrupted`, as is a spurious return: the caller runs Python's
+    /// signal handlers, cheap when none is pending, and waits again). Only
+    /// the thread that owns the parker parks on it.
+    ///
+    /// If this thread's recent waits were short, it first spins for up to
+    /// [`SPIN_BUDGET`]; a spin that runs out returns `Interrupted` instead of
+    /// sleeping, so a signal that came during the spin (which no system call
+    /// was there to report) is handled no later than the budget, and the
+    /// caller's next wait sleeps at once.
     pub fn park(&self, deadline: Option<Instant>) -> WaitResult {
         use std::sync::atomic::Ordering::SeqCst;
         if self.state.compare_exchange(NOTIFIED, EMPTY, SeqCst, SeqCst).is_ok() {
             return WaitResult::Ready;
         }
+        let mut policy = SPIN_POLICY.get();
+        let slot = if policy.spins() { SpinSlot::take() } else { None };
+        if let Some(slot) = slot {
+            let start = Instant::now();
+            let spun = self.spin(start, deadline);
+            drop(slot);
+            match spun {
+                _ if start.elapsed() > SPIN_OVERRUN => policy.lost_the_cpu(),
+                WaitResult::Ready => policy.woken_while_spinning(),
+                WaitResult::Interrupted => policy.spin_ran_out(),
+                // A deadline inside the budget says nothing of the feed rate.
+                _ => {}
+            }
+            SPIN_POLICY.set(policy);
+            return spun;
+        }
+        // Also when all spinning places were taken: the wait's length still
+        // says whether this thread's waits are short.
+        let start = Instant::now();
+        let slept = self.sleep(deadline);
+        policy.slept(start.elapsed());
+        SPIN_POLICY.set(policy);
+        slept
+    }
+
+    /// Watches the futex word for an `unpark` for up to [`SPIN_BUDGET`] (or
+    /// until the deadline, if sooner): `Ready` if one came, `TimedOut` at the
+    /// deadline, `Interrupted` if the budget ran out.
+    ///
+    /// Why this cannot lose a wake-up: the spin only reads the word and makes
+    /// the one transition `park`'s first line makes, NOTIFIED to EMPTY, which
+    /// consumes an `unpark` that already happened. It never writes EMPTY or
+    /// PARKED, so to `unpark` a spinning thread looks exactly like a thread
+    /// that has not parked yet (its swap to NOTIFIED makes no system call),
+    /// and a later `park` starts the futex protocol from the state the spin
+    /// left. The loom model (a Mutex/Condvar parker with the same contract:
+    /// an `unpark` is remembered, spurious returns are allowed) therefore
+    /// still covers the waiters' hand-off.
+    ///
+    /// It never calls `sched_yield`: on a busy CPU that hands the CPU to the
+    /// busy thread for a scheduler slice (milliseconds per round trip in the
+    /// ping-pong benchmark with one busy process per CPU), where a thread
+    /// asleep on the futex is woken ahead of it. A peer that needs this CPU
+    /// to answer makes the spin run out instead, and the policy stops it.
+    fn spin(&self, start: Instant, deadline: Option<Instant>) -> WaitResult {
+        use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+        let budget_end = start + SPIN_BUDGET;
+        let end = deadline.map_or(budget_end, |d| d.min(budget_end));
+        loop {
+            if self.state.load(Relaxed) == NOTIFIED
+                && self.state.compare_exchange(NOTIFIED, EMPTY, SeqCst, SeqCst).is_ok()
+            {
+                return WaitResult::Ready;
+            }
+            if Instant::now() >= end {
+                return if end < budget_end { WaitResult::TimedOut } else { WaitResult::Interrupted };
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Sleeps on the futex word until `unpark`, the deadline, or a signal.
+    fn sleep(&self, deadline: Option<Instant>) -> WaitResult {
+        use std::sync::atomic::Ordering::SeqCst;
         if self.state.compare_exchange(EMPTY, PARKED, SeqCst, SeqCst).is_err() {
             self.state.store(EMPTY, SeqCst); // an unpark came in between
             return WaitResult::Ready;
@@ -102,6 +226,10 @@ impl Parker {
     }
 }
 
+/// The parker loom model-checks the waiters' hand-off with: the same
+/// contract as the futex parker (an `unpark` before `park` is remembered),
+/// built on loom's Mutex/Condvar. It has no spin: the futex parker's spin is
+/// invisible to that contract (see its `spin`).
 #[cfg(loom)]
 pub struct Parker {
     notified: loom::sync::Mutex<bool>,

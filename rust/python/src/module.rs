@@ -125,6 +125,9 @@ unsafe extern "C" fn free(module: *mut c_void) {
 }
 
 unsafe extern "C" fn exec_module(module: *mut PyObject) -> c_int {
+    // Counted now, while no code of the importer's has pinned a thread to
+    // one CPU (see `spinners_allowed`).
+    interpreters_aio_core::parker::spinners_allowed();
     // SAFETY: `module` is the fresh module object; the state was zeroed by
     // CPython and takes the new references to the types.
     unsafe {
