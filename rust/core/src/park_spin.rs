@@ -47,8 +47,10 @@
 
 use std::time::Duration;
 
-/// The longest a wait spins before it sleeps.
-pub const SPIN_BUDGET: Duration = Duration::from_micros(50);
+/// The longest a wait spins before it sleeps: longer than waking a halted
+/// virtual CPU (40-60 µs here), so a spinner catches the reply of a peer
+/// that was asleep. (50 µs ran out just before it, as often as not.)
+pub const SPIN_BUDGET: Duration = Duration::from_micros(100);
 
 /// A spin that took longer than this lost its CPU to another thread for a
 /// while (it was preempted).
