@@ -31,7 +31,7 @@ import os
 import queue
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, _base
 from concurrent.futures import thread as _thread_pool
 from concurrent.futures.thread import BrokenThreadPool
@@ -142,13 +142,18 @@ class InterpreterPoolExecutor(ThreadPoolExecutor):
             self._broken = (
                 "A worker's initializer failed: the interpreter pool is not usable anymore"
             )
-            while True:
-                try:
-                    task = self._work_queue.get_nowait()
-                except queue.Empty:
-                    break
-                if task is not None:
-                    task.set_exception(BrokenInterpreterPool(self._broken))
+            for task in self._drain_queue():
+                task.set_exception(BrokenInterpreterPool(self._broken))
+
+    def _drain_queue(self) -> Iterator[_TaskFuture]:
+        """Takes every task still queued (skipping shutdown wake-ups)."""
+        while True:
+            try:
+                task = self._work_queue.get_nowait()
+            except queue.Empty:
+                return
+            if task is not None:
+                yield task
 
     def _warm_up(self) -> None:
         with self._shutdown_lock:
@@ -226,13 +231,8 @@ class InterpreterPoolExecutor(ThreadPoolExecutor):
         with self._shutdown_lock:
             self._shutdown = True
             if cancel_futures:
-                while True:
-                    try:
-                        task = self._work_queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if task is not None:
-                        task.cancel()
+                for task in self._drain_queue():
+                    task.cancel()
             self._work_queue.put(None)  # wakes a waiting worker, which wakes the next
         if wait:
             for worker in self._threads:

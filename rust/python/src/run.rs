@@ -195,16 +195,7 @@ pub unsafe fn call(
                     return rebuild_failed();
                 }
             };
-            match call_in_main(&f, &a, k.as_ref()) {
-                Err(_) => Outcome::Failed(snapshot()),
-                Ok(result) => match to_value(result.as_ptr(), Fallback::Pickle) {
-                    Ok(value) => Outcome::Returned(value),
-                    Err(ConvertError::NotShareable(why)) => {
-                        Outcome::NotShareable(format!("the call's result cannot be sent back: {why}"))
-                    }
-                    Err(ConvertError::Raised) => Outcome::Failed(snapshot()),
-                },
-            }
+            call_outcome(call_in_main(&f, &a, k.as_ref()))
         })
     };
     // SAFETY: back in the caller's interpreter, under its GIL.
@@ -371,7 +362,20 @@ unsafe fn call_sent(
         let (Some(prepared), Ok((a, k))) = (prepared.as_ref(), inputs) else {
             return (rebuild_failed(), true);
         };
-        let outcome = match prepared.call(&a, k.as_ref()) {
+        (call_outcome(prepared.call(&a, k.as_ref())), false)
+    }
+}
+
+/// What a call in the target came to: its result as data, or the exception
+/// it raised (or that converting its result raised) as a snapshot.
+///
+/// # Safety
+/// Runs inside the target interpreter, under its GIL, right after the call
+/// (its exception, if it failed, is still set).
+unsafe fn call_outcome(called: PyResult<Owned>) -> Outcome {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match called {
             Err(_) => Outcome::Failed(snapshot()),
             Ok(result) => match to_value(result.as_ptr(), Fallback::Pickle) {
                 Ok(value) => Outcome::Returned(value),
@@ -380,8 +384,7 @@ unsafe fn call_sent(
                 }
                 Err(ConvertError::Raised) => Outcome::Failed(snapshot()),
             },
-        };
-        (outcome, false)
+        }
     }
 }
 
