@@ -287,7 +287,10 @@ def _executor_factories() -> list[tuple[str, PoolFactory | None, str, str]]:
 
 
 def _aio_pool(warm: bool) -> PoolFactory:
-    return lambda: aio.InterpreterPoolExecutor(max_workers=WORKERS, warm=warm)
+    # Resolved now, as the stdlib's class is: the package imports its executor
+    # on first use, and the rows time the pool, not that import.
+    pool_class = aio.InterpreterPoolExecutor
+    return lambda: pool_class(max_workers=WORKERS, warm=warm)
 
 
 @contextmanager

@@ -66,7 +66,6 @@ from ._queues import (
     create_queue,
     list_all_queues,
 )
-from .executor import BrokenInterpreterPool, InterpreterPoolExecutor
 
 SharedBuffer = _core.SharedBuffer
 
@@ -118,6 +117,25 @@ __all__ = [
 ]
 
 _core._register_errors(InterpreterError, InterpreterNotFoundError, NotShareableError)
+
+_LAZY = {"BrokenInterpreterPool", "InterpreterPoolExecutor"}
+"""Names from ``executor``, imported on first use: it needs ``concurrent.futures``
+(and with it ``logging``), twice the rest of this package's imports, which every
+interpreter that receives a queue or channel would pay."""
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        from . import executor
+
+        value = getattr(executor, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _LAZY)
 _shutdown.install()
 _fork.install()
 # Last: install() needs the package complete (it is what it puts in sys.modules).

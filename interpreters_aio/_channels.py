@@ -18,11 +18,14 @@ nothing was sent.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from . import _core, _handles
 from ._interpreter import Interpreter, _from_known_id
 from ._queues import _timeout
+
+TYPE_CHECKING = False  # typing itself costs an import in every interpreter
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "ChannelClosedError",

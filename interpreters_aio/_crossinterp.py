@@ -10,8 +10,10 @@ own, made by :meth:`UnboundItem.singleton`; both mean the same to a queue.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
+TYPE_CHECKING = False  # typing itself costs an import in every interpreter
+if TYPE_CHECKING:
+    from typing import Any
 __all__ = [
     "UNBOUND",
     "UNBOUND_ERROR",

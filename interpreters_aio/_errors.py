@@ -13,7 +13,6 @@ attached to it as text.
 
 from __future__ import annotations
 
-import pickle
 import types
 
 try:  # 3.13+: our errors are also the standard library's, so either `except` catches them
@@ -119,6 +118,8 @@ class ExceptionSnapshot:
         if self._pickled is None:
             return None
         try:
+            import pickle  # not at import: most interpreters never rebuild an exception
+
             exc = pickle.loads(self._pickled)
         except Exception:
             return None

@@ -17,9 +17,12 @@ different API), so these interpreters are refused with an
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 from ._errors import ExecutionFailed, InterpreterError, InterpreterNotFoundError, NotShareableError
+
+TYPE_CHECKING = False  # typing itself costs an import in every interpreter
+if TYPE_CHECKING:
+    from typing import Any
 
 try:
     import _interpreters as _stdlib

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import Any
 
 from . import _core
+
+TYPE_CHECKING = False  # typing itself costs an import in every interpreter
+if TYPE_CHECKING:
+    from typing import Any
 
 KIND_QUEUE = 0
 KIND_RECV = 1

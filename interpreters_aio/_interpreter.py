@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import operator
 import sys
-import textwrap
 import threading
 import types
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from . import _core, _foreign
 from ._errors import ExecutionFailed, InterpreterError, InterpreterNotFoundError
+
+TYPE_CHECKING = False  # typing itself costs an import in every interpreter
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "Interpreter",
@@ -295,6 +297,8 @@ class Interpreter:
                 f"not {type(code).__name__}"
             )
         if code[:1].isspace():
+            import textwrap  # with re, a third of our import time: only when needed
+
             code = textwrap.dedent(code)
         self._exec(code)
 

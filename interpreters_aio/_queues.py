@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import queue as _stdlib_queue
 from collections.abc import Iterator
-from typing import Any
 
 from . import _core, _crossinterp, _handles
 from ._crossinterp import _UNBOUND_CONSTANT_TO_FLAG, UNBOUND_ERROR, UNBOUND_REMOVE
 from ._errors import InterpreterError
+
+TYPE_CHECKING = False  # typing itself costs an import in every interpreter
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "UNBOUND",
