@@ -1,6 +1,12 @@
 """Plain asyncio test app for tests/test_serve.py: a TCP line echo, tagged with the worker."""
 
 import asyncio
+import time
+
+HOLD = b"hold\n"
+"""A line that makes the worker reply, then stall its event loop for HOLD_SECONDS,
+so that the test can tell the next connection must go to another worker."""
+HOLD_SECONDS = 1.0
 
 
 async def main(ctx):
@@ -9,6 +15,8 @@ async def main(ctx):
         writer.write(f"{ctx.index}:".encode() + line)
         await writer.drain()
         writer.close()
+        if line == HOLD:
+            time.sleep(HOLD_SECONDS)  # blocks this worker's loop on purpose
 
     servers = [await asyncio.start_server(echo, sock=sock) for sock in ctx.sockets]
     print(f"asyncio worker {ctx.index} of {ctx.workers} up")
