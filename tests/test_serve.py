@@ -26,12 +26,23 @@ unsafe_python = pytest.mark.skipif(
 pytestmark = pytest.mark.timeout(120)
 
 
-def _ids(proc: ServeProcess, want: int, tries: int = 300) -> set[str]:
+def _ids(proc: ServeProcess, want: int) -> set[str]:
+    """The interpreter ids of ``want`` different workers (at most 2 here).
+
+    All workers accept on one socket, and on an idle machine the kernel may give
+    every connection to the same one. So the first request goes to /hold, which
+    answers and then stalls its worker's loop for half a second: the next
+    request must be answered by another worker, if there is one. With
+    ``--reuse-port`` the kernel picks a worker's socket by the connection's
+    ports, so that request lands on the stalled worker half the time: rounds
+    are repeated.
+    """
     seen: set[str] = set()
-    for _ in range(tries):
-        status, body = proc.get()
-        assert status == 200
-        seen.add(body.split()[1])
+    for _ in range(20):
+        for path in ("/hold", "/"):
+            status, body = proc.get(path)
+            assert status == 200
+            seen.add(body.split()[1])
         if len(seen) >= want:
             break
     return seen

@@ -36,6 +36,14 @@ async def app(scope, receive, send):
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             pass
+    elif path == "/hold":
+        # Answers, then stalls this worker's loop for a moment: the next
+        # request must be answered by another worker (see test_serve._ids).
+        await _reply(send, f"{VERSION} {get_current().id}".encode())
+        import time
+
+        time.sleep(0.5)
+        return None
     elif path == "/env":
         body = os.environ.get("SERVE_TEST_GREETING", "-").encode()
         return await _reply(send, body)
