@@ -136,6 +136,8 @@ def __getattr__(name: str) -> object:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | _LAZY)
+
+
 _shutdown.install()
 _fork.install()
 # Last: install() needs the package complete (it is what it puts in sys.modules).

@@ -14,6 +14,7 @@ from collections.abc import Callable
 TYPE_CHECKING = False  # typing itself costs an import in every interpreter
 if TYPE_CHECKING:
     from typing import Any
+
 __all__ = [
     "UNBOUND",
     "UNBOUND_ERROR",

@@ -2,10 +2,13 @@
 
 import asyncio
 import os
+import time
 
 from interpreters_aio import get_current
 
 VERSION = "v1"
+HOLD_SECONDS = 0.5
+"""How long /hold stalls its worker's loop after answering."""
 
 
 async def app(scope, receive, send):
@@ -29,8 +32,6 @@ async def app(scope, receive, send):
         # Ends this worker's event loop: asyncio.run() raises in the worker.
         asyncio.get_running_loop().stop()
     elif path == "/block":
-        import time
-
         # A loop stuck in Python code (a runaway computation): the watchdog
         # sees no heartbeat and interrupts it.
         deadline = time.monotonic() + 600
@@ -39,15 +40,18 @@ async def app(scope, receive, send):
     elif path == "/hold":
         # Answers, then stalls this worker's loop for a moment: the next
         # request must be answered by another worker (see test_serve._ids).
-        await _reply(send, f"{VERSION} {get_current().id}".encode())
-        import time
-
-        time.sleep(0.5)
+        await _reply(send, _identity())
+        time.sleep(HOLD_SECONDS)
         return None
     elif path == "/env":
         body = os.environ.get("SERVE_TEST_GREETING", "-").encode()
         return await _reply(send, body)
-    await _reply(send, f"{VERSION} {get_current().id}".encode())
+    await _reply(send, _identity())
+
+
+def _identity() -> bytes:
+    """The default body: the app's version and this worker's interpreter id."""
+    return f"{VERSION} {get_current().id}".encode()
 
 
 async def _reply(send, body):
