@@ -220,6 +220,9 @@ def test_closing_an_interpreter_blocked_in_get_wakes_it():
     t = threading.Thread(target=run)
     t.start()
     deadline = time.monotonic() + 30
+    while not it.is_running():  # a close before the call starts would refuse the call
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
     while True:  # until the call is blocked in get() (before that: "running")
         try:
             it.close()  # wakes the blocked get with a clear error, then closes

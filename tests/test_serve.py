@@ -63,6 +63,21 @@ def test_responses_come_from_n_interpreters(http):
     assert "[worker 0]" in proc.output and "[worker 1]" in proc.output
 
 
+@pytest.mark.skipif(
+    getattr(sys, "_is_gil_enabled", lambda: True)(), reason="free-threaded builds only"
+)
+@pytest.mark.parametrize("http", ["auto", "h11"])
+def test_serve_keeps_the_gil_disabled_on_a_free_threaded_build(http):
+    """No module that serve, uvicorn or our HTTP protocol loads turns the GIL
+    on (CPython would say so with a RuntimeWarning, for the whole process)."""
+    with ServeProcess("asgi_app:app", "--workers", "2", "--port", "0", "--http", http) as proc:
+        proc.wait_serving()
+        for _ in range(20):
+            assert proc.get("/gil") == (200, "disabled")
+        assert proc.stop() == 0
+    assert "global interpreter lock" not in proc.output.lower()
+
+
 @unsafe_python
 def test_reuse_port_gives_each_worker_its_socket():
     with ServeProcess("asgi_app:app", "--workers", "2", "--port", "0", "--reuse-port") as proc:

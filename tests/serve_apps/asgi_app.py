@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import sys
 import time
 
 from interpreters_aio import get_current
@@ -43,6 +44,10 @@ async def app(scope, receive, send):
         await _reply(send, _identity())
         time.sleep(HOLD_SECONDS)
         return None
+    elif path == "/gil":
+        # Whether this worker's interpreter runs with a GIL (free-threaded builds).
+        enabled = getattr(sys, "_is_gil_enabled", lambda: True)()
+        return await _reply(send, b"enabled" if enabled else b"disabled")
     elif path == "/env":
         body = os.environ.get("SERVE_TEST_GREETING", "-").encode()
         return await _reply(send, body)

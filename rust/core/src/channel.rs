@@ -4,10 +4,11 @@
 //! iteration (in the binding and the Python layer).
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::fifo::{Capacity, Closing, Fifo};
 use crate::registry::Registry;
+use crate::sync::plain::{Mutex, MutexGuard};
 
 /// Every live channel in the process.
 pub static CHANNELS: Registry<Channel> = Registry::new();
@@ -72,7 +73,7 @@ impl Channel {
         self.maxsize
     }
 
-    fn ends(&self) -> std::sync::MutexGuard<'_, Ends> {
+    fn ends(&self) -> MutexGuard<'_, Ends> {
         self.ends.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 

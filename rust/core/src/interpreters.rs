@@ -20,9 +20,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Weak};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
+
+use crate::sync::plain::{Condvar, Mutex, MutexGuard};
 
 /// An opaque pointer-sized handle owned by the binding (a CPython pointer).
 pub type Handle = usize;

@@ -18,7 +18,9 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use crate::sync::plain::{Mutex, MutexGuard};
 
 /// Bytes at least this long are lent rather than copied at send: below it a
 /// copy costs less than the bookkeeping, and small items stay self-contained.

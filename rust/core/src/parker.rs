@@ -55,12 +55,25 @@ thread_local! {
 /// thread's affinity mask (and the cgroup's CPU quota), so the extension
 /// calls this when it is first imported, before code pins the thread that
 /// happens to wait first.
+///
+/// An atomic rather than a `OnceLock`: the number is all it holds (a
+/// `Relaxed` compare-exchange decides it once, the first caller to finish
+/// wins), and ThreadSanitizer cannot see `OnceLock`'s hand-off, which std
+/// makes in code built without it (`scripts/tsan`).
 #[cfg(not(loom))]
 pub fn spinners_allowed() -> usize {
-    static ALLOWED: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *ALLOWED.get_or_init(|| {
-        std::thread::available_parallelism().map_or(0, |n| if n.get() > 1 { n.get() } else { 0 })
-    })
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    const UNDECIDED: usize = usize::MAX;
+    static ALLOWED: AtomicUsize = AtomicUsize::new(UNDECIDED);
+    let allowed = ALLOWED.load(Relaxed);
+    if allowed != UNDECIDED {
+        return allowed;
+    }
+    let cpus = std::thread::available_parallelism().map_or(0, |n| if n.get() > 1 { n.get() } else { 0 });
+    match ALLOWED.compare_exchange(UNDECIDED, cpus, Relaxed, Relaxed) {
+        Ok(_) => cpus,
+        Err(decided) => decided,
+    }
 }
 
 /// A place among the threads spinning right now (see `spinners_allowed`).
@@ -93,8 +106,8 @@ impl Drop for SpinSlot {
 /// Every thread's parker by thread id, so that closing an interpreter can
 /// wake the thread blocked inside it (`cancel_thread`).
 #[cfg(not(loom))]
-static PARKERS: std::sync::Mutex<std::collections::BTreeMap<u64, std::sync::Weak<Parker>>> =
-    std::sync::Mutex::new(std::collections::BTreeMap::new());
+static PARKERS: crate::sync::plain::Mutex<std::collections::BTreeMap<u64, std::sync::Weak<Parker>>> =
+    crate::sync::plain::Mutex::new(std::collections::BTreeMap::new());
 
 #[cfg(not(loom))]
 impl Parker {
@@ -296,8 +309,8 @@ pub fn is_waiting(ident: u64) -> bool {
 /// Cancellations aimed at threads that have not waited yet (no parker):
 /// applied when the thread makes its parker, dropped by `clear_cancel`.
 #[cfg(not(loom))]
-static PENDING_CANCELS: std::sync::Mutex<std::collections::BTreeSet<u64>> =
-    std::sync::Mutex::new(std::collections::BTreeSet::new());
+static PENDING_CANCELS: crate::sync::plain::Mutex<std::collections::BTreeSet<u64>> =
+    crate::sync::plain::Mutex::new(std::collections::BTreeSet::new());
 
 /// Makes the current and next waits of thread `ident` (a `threading.get_ident()`)
 /// return `Cancelled`, until the thread calls `clear_cancel`.

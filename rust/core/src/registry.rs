@@ -7,7 +7,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Weak};
+
+use crate::sync::plain::{Mutex, MutexGuard};
 
 pub struct Registry<T> {
     entries: Mutex<BTreeMap<u64, Weak<T>>>,

@@ -244,15 +244,28 @@ unsafe extern "C" fn register_errors(module: *mut PyObject, args: Args, nargs: P
         if expect_args("_register_errors", nargs, 3).is_err() {
             return std::ptr::null_mut();
         }
+        for i in 0..3 {
+            if PyExceptionClass_Check(*args.add(i)) == 0 {
+                return py::raise(PyExc_TypeError, "_register_errors() takes exception classes").into_null();
+            }
+        }
+        let Ok(retired) = retired_classes(module) else {
+            return std::ptr::null_mut();
+        };
         let st = state(module);
         let slots = [&mut st.interpreter_error, &mut st.interpreter_not_found, &mut st.not_shareable];
         for (i, slot) in slots.into_iter().enumerate() {
-            let class = *args.add(i);
-            if PyExceptionClass_Check(class) == 0 {
-                return py::raise(PyExc_TypeError, "_register_errors() takes exception classes").into_null();
+            let old = std::mem::replace(slot, Py_NewRef(*args.add(i)));
+            // Other threads read these slots without a lock (a free-threaded
+            // build has no GIL to stop them): a class replaced by a reload
+            // stays alive, in the module's `errors` dict, until the module goes.
+            if !old.is_null() {
+                let kept = PyList_Append(retired.as_ptr(), old);
+                Py_DECREF(old);
+                if kept < 0 {
+                    return std::ptr::null_mut();
+                }
             }
-            let old = std::mem::replace(slot, Py_NewRef(class));
-            Py_XDECREF(old);
         }
         py::none()
     }
@@ -511,8 +524,15 @@ unsafe extern "C" fn call_many(module: *mut PyObject, args: Args, nargs: Py_ssiz
         let attr = |task: *mut PyObject, name: *mut PyObject| py::check(PyObject_GetAttr(task, name));
         let mut held = Vec::new();
         let mut calls = Vec::new();
-        for i in 0..PyList_GET_SIZE(list) {
-            let task = PyList_GET_ITEM(list, i);
+        let mut i = 0;
+        // A reference per task: reading its attributes can run code that
+        // changes the list (and another thread may, on a free-threaded build).
+        while i < PyList_Size(list) {
+            let Ok(task) = py::check(compat::PyList_GetItemRef(list, i)) else {
+                return std::ptr::null_mut();
+            };
+            i += 1;
+            let task = task.as_ptr();
             let Ok(callable) = attr(task, names[0]) else { return std::ptr::null_mut() };
             let Ok(call_args) = attr(task, names[1]) else { return std::ptr::null_mut() };
             let Ok(kwargs) = attr(task, names[2]) else { return std::ptr::null_mut() };
@@ -688,6 +708,37 @@ unsafe extern "C" fn thread_state_count(
     }
 }
 
+/// The module's `errors` dict, made on first use.
+///
+/// # Safety
+/// The GIL is held and `module` is this extension's module. Called only
+/// while the package registers its classes, under the import lock.
+unsafe fn errors_dict(module: *mut PyObject) -> PyResult<*mut PyObject> {
+    // SAFETY: the dict, once made, is owned by the module state until it is cleared.
+    unsafe {
+        let st = state(module);
+        if st.errors.is_null() {
+            st.errors = py::check(PyDict_New())?.into_ptr();
+        }
+        Ok(st.errors)
+    }
+}
+
+/// The list, in the `errors` dict, that keeps classes replaced by a later
+/// registration alive for as long as the module.
+///
+/// # Safety
+/// As for [`errors_dict`].
+unsafe fn retired_classes(module: *mut PyObject) -> PyResult<Owned> {
+    // SAFETY: forwarded; every reference taken here is owned.
+    unsafe {
+        let errors = errors_dict(module)?;
+        let key = py::check(PyUnicode_FromString(c" retired".as_ptr()))?;
+        let fresh = py::check(PyList_New(0))?;
+        py::dict_setdefault(errors, key.as_ptr(), fresh.as_ptr())
+    }
+}
+
 unsafe extern "C" fn register_error_classes(
     module: *mut PyObject,
     args: Args,
@@ -703,15 +754,11 @@ unsafe extern "C" fn register_error_classes(
         }
         // Each module registers its own classes; a later registration of a
         // name (after importlib.reload) replaces the earlier class.
-        let st = state(module);
-        if st.errors.is_null() {
-            let fresh = PyDict_New();
-            if fresh.is_null() {
-                return std::ptr::null_mut();
-            }
-            st.errors = fresh;
-        }
-        if PyDict_Update(st.errors, *args) < 0 {
+        let Ok(errors) = errors_dict(module) else {
+            return std::ptr::null_mut();
+        };
+        // PyDict_Update locks the dict; readers take references (raise_named).
+        if PyDict_Update(errors, *args) < 0 {
             return std::ptr::null_mut();
         }
         py::none()

@@ -53,31 +53,19 @@ const CACHE_KEY: &std::ffi::CStr = c"interpreters_aio.cloudpickle_dumps";
 /// # Safety
 /// The GIL is held.
 unsafe fn dumps_function() -> PyResult<Option<Owned>> {
-    // SAFETY: the GIL is held; the state dict and its items are borrowed
-    // only while the GIL is held, everything made here is owned.
+    // SAFETY: the GIL is held; every reference taken here is owned.
     unsafe {
-        let state = PyInterpreterState_GetDict(PyInterpreterState_Get());
-        if !state.is_null() {
-            let hit = PyDict_GetItemString(state, CACHE_KEY.as_ptr());
-            if !hit.is_null() {
-                return Ok((hit != Py_None()).then(|| Owned::from_borrowed(hit)));
+        let dumps = py::interpreter_cached(CACHE_KEY, || {
+            match Owned::from_new(PyImport_ImportModule(c"cloudpickle".as_ptr())) {
+                Some(module) => py::getattr(module.as_ptr(), c"dumps"),
+                None if PyErr_ExceptionMatches(PyExc_ImportError) != 0 => {
+                    PyErr_Clear();
+                    Ok(Owned::from_borrowed(Py_None()))
+                }
+                None => Err(Raised),
             }
-        }
-        let found = match Owned::from_new(PyImport_ImportModule(c"cloudpickle".as_ptr())) {
-            Some(module) => Some(py::getattr(module.as_ptr(), c"dumps")?),
-            None if PyErr_ExceptionMatches(PyExc_ImportError) != 0 => {
-                PyErr_Clear();
-                None
-            }
-            None => return Err(Raised),
-        };
-        if !state.is_null() {
-            let cached = found.as_ref().map_or(Py_None(), Owned::as_ptr);
-            if PyDict_SetItemString(state, CACHE_KEY.as_ptr(), cached) < 0 {
-                PyErr_Clear(); // caching is an optimization
-            }
-        }
-        Ok(found)
+        })?;
+        Ok((dumps.as_ptr() != Py_None()).then_some(dumps))
     }
 }
 

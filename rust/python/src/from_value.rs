@@ -285,28 +285,12 @@ result = _module.__dict__
 /// # Safety
 /// The GIL is held.
 unsafe fn hidden_main(path: &str) -> PyResult<Owned> {
-    // SAFETY: the GIL is held; the state dict and the cache borrow, the rest
-    // is owned.
+    // SAFETY: the GIL is held; every reference taken here is owned.
     unsafe {
         let key = py::check(py::new_str(path))?;
-        let state = PyInterpreterState_GetDict(PyInterpreterState_Get());
-        let mut cache = std::ptr::null_mut();
-        if !state.is_null() {
-            cache = PyDict_GetItemString(state, c"interpreters_aio.hidden_main".as_ptr());
-            if cache.is_null() {
-                let fresh = py::check(PyDict_New())?;
-                if PyDict_SetItemString(state, c"interpreters_aio.hidden_main".as_ptr(), fresh.as_ptr()) < 0 {
-                    return Err(Raised);
-                }
-                cache = fresh.as_ptr(); // now owned by `state`
-            }
-            let hit = PyDict_GetItemWithError(cache, key.as_ptr());
-            if !hit.is_null() {
-                return Ok(Owned::from_borrowed(hit));
-            }
-            if !PyErr_Occurred().is_null() {
-                return Err(Raised);
-            }
+        let cache = py::interpreter_cached(c"interpreters_aio.hidden_main", || py::check(PyDict_New()))?;
+        if let Some(hit) = py::dict_get(cache.as_ptr(), key.as_ptr())? {
+            return Ok(hit);
         }
         let ns = py::check(PyDict_New())?;
         if PyDict_SetItemString(ns.as_ptr(), c"__builtins__".as_ptr(), PyEval_GetBuiltins()) < 0
@@ -321,15 +305,11 @@ unsafe fn hidden_main(path: &str) -> PyResult<Owned> {
             ns.as_ptr(),
             std::ptr::null_mut(),
         ))?;
-        let result = PyDict_GetItemString(ns.as_ptr(), c"result".as_ptr());
-        if result.is_null() {
+        let Some(globals) = py::dict_get_str(ns.as_ptr(), c"result")? else {
             return Err(py::raise(PyExc_SystemError, "running the __main__ script gave no module"));
-        }
-        let globals = Owned::from_borrowed(result);
-        if !cache.is_null() && PyDict_SetItem(cache, key.as_ptr(), globals.as_ptr()) < 0 {
-            return Err(Raised);
-        }
-        Ok(globals)
+        };
+        // Of two threads that ran the script at once, both keep the first cached.
+        py::dict_setdefault(cache.as_ptr(), key.as_ptr(), globals.as_ptr())
     }
 }
 

@@ -140,6 +140,9 @@ pub unsafe fn create(sys_path: Option<&Value>) -> Result<i64, InterpError> {
     };
     // SAFETY: the caller holds its GIL, so it has a current thread state.
     let caller = unsafe { py::current_tstate() };
+    #[cfg(not(Py_3_13))]
+    // SAFETY: the caller holds its GIL, as `creation_turn` requires.
+    let _turn = unsafe { creation_turn() };
     let mut parked: *mut PyThreadState = std::ptr::null_mut();
     // SAFETY: `config` is a valid, own-allocator config and `parked` receives
     // the new thread state; on success the new interpreter is current.
@@ -180,6 +183,39 @@ pub unsafe fn create(sys_path: Option<&Value>) -> Result<i64, InterpError> {
         return Err(InterpError::Refused(format!("interpreter {id} could not be set up")));
     }
     Ok(id)
+}
+
+/// 3.12 only: CPython 3.12 is not safe when two threads create interpreters at
+/// once. Seen here on 3.12.1: of two pool workers created together, one failed
+/// to import `encodings` ("descriptor 'close' for '_io.BufferedReader' objects
+/// doesn't apply to a '_io.FileIO' object"); pybind11 (PR 5779) saw memory
+/// errors. So creations take turns, held until the creator is back in its own
+/// interpreter.
+#[cfg(not(Py_3_13))]
+static CREATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Waits for this thread's turn to create an interpreter.
+///
+/// # Safety
+/// The caller holds its interpreter's GIL. It is released while waiting: the
+/// thread creating now may need it to switch back to that interpreter.
+#[cfg(not(Py_3_13))]
+unsafe fn creation_turn() -> std::sync::MutexGuard<'static, ()> {
+    use std::sync::TryLockError;
+    match CREATING.try_lock() {
+        Ok(turn) => turn,
+        Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        Err(TryLockError::WouldBlock) => {
+            // SAFETY: releasing and retaking this thread's own GIL around a
+            // wait that touches no Python object.
+            unsafe {
+                let saved = PyEval_SaveThread();
+                let turn = CREATING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                PyEval_RestoreThread(saved);
+                turn
+            }
+        }
+    }
 }
 
 /// Runs in the new interpreter under its parked thread state.

@@ -57,13 +57,16 @@ impl State {
 /// # Safety
 /// The GIL is held and `module` is this extension's module.
 pub unsafe fn raise_named(module: *mut PyObject, name: &std::ffi::CStr, msg: &str) -> crate::py::Raised {
-    // SAFETY: the dict, if set, is owned by the module state.
+    // SAFETY: the dict, if set, is owned by the module state; the class is
+    // held by a reference of ours while the exception is made.
     unsafe {
         let errors = state(module).errors;
-        let class =
-            if errors.is_null() { std::ptr::null_mut() } else { PyDict_GetItemString(errors, name.as_ptr()) };
-        let class = if class.is_null() { PyExc_RuntimeError } else { class };
-        crate::py::raise(class, msg)
+        let class = if errors.is_null() { Ok(None) } else { crate::py::dict_get_str(errors, name) };
+        match class {
+            Ok(Some(class)) => crate::py::raise(class.as_ptr(), msg),
+            Ok(None) => crate::py::raise(PyExc_RuntimeError, msg),
+            Err(raised) => raised,
+        }
     }
 }
 
@@ -175,11 +178,20 @@ const VERSION: &std::ffi::CStr =
         Err(_) => panic!("the Cargo version has no NUL byte"),
     };
 
+#[cfg(not(Py_3_13))]
 const SLOTS_LEN: usize = 3;
+#[cfg(Py_3_13)]
+const SLOTS_LEN: usize = 4;
 
 static mut SLOTS: [PyModuleDef_Slot; SLOTS_LEN] = [
     PyModuleDef_Slot { slot: Py_mod_exec, value: exec_module as *mut c_void },
     PyModuleDef_Slot { slot: Py_mod_multiple_interpreters, value: Py_MOD_PER_INTERPRETER_GIL_SUPPORTED },
+    // Free-threaded builds (3.13t+) keep the GIL off when importing us: no
+    // code here relies on a GIL for mutual exclusion or for the life of a
+    // borrowed reference (docs/design.md, "Free-threaded builds"). Default
+    // builds ignore the slot.
+    #[cfg(Py_3_13)]
+    PyModuleDef_Slot { slot: Py_mod_gil, value: Py_MOD_GIL_NOT_USED },
     PyModuleDef_Slot { slot: 0, value: ptr::null_mut() },
 ];
 

@@ -221,3 +221,78 @@ pub unsafe fn take_exception() -> Option<Owned> {
     // SAFETY: returns a new reference or null.
     unsafe { Owned::from_new(PyErr_GetRaisedException()) }
 }
+
+/// `dict[key]` as a strong reference, `None` when the key is missing.
+///
+/// A borrowed item (`PyDict_GetItem*`) is only safe while no other thread can
+/// replace it; on a free-threaded build another thread of the same
+/// interpreter can, at any moment. So lookups here take a reference.
+///
+/// # Safety
+/// The GIL is held (a thread state is attached) and `dict` is a dict.
+pub unsafe fn dict_get(dict: *mut PyObject, key: *mut PyObject) -> PyResult<Option<Owned>> {
+    let mut found = std::ptr::null_mut();
+    // SAFETY: forwarded; `found` receives a new reference or null.
+    match unsafe { compat::PyDict_GetItemRef(dict, key, &mut found) } {
+        rc if rc < 0 => Err(Raised),
+        // SAFETY: a new reference (null when missing).
+        _ => Ok(unsafe { Owned::from_new(found) }),
+    }
+}
+
+/// `dict[key]` for a text key, as [`dict_get`].
+///
+/// # Safety
+/// As for [`dict_get`].
+pub unsafe fn dict_get_str(dict: *mut PyObject, key: &CStr) -> PyResult<Option<Owned>> {
+    // SAFETY: forwarded; the key is a new reference released on return.
+    unsafe {
+        let key = check(PyUnicode_FromString(key.as_ptr()))?;
+        dict_get(dict, key.as_ptr())
+    }
+}
+
+/// `dict.setdefault(key, value)`, as a strong reference to what the dict
+/// holds afterwards: of two threads racing to fill a cache, both get the
+/// winner's value.
+///
+/// # Safety
+/// As for [`dict_get`]; `value` is a valid object.
+pub unsafe fn dict_setdefault(
+    dict: *mut PyObject,
+    key: *mut PyObject,
+    value: *mut PyObject,
+) -> PyResult<Owned> {
+    let mut held = std::ptr::null_mut();
+    // SAFETY: forwarded; `held` receives a new reference or null on error.
+    unsafe {
+        if compat::PyDict_SetDefaultRef(dict, key, value, &mut held) < 0 {
+            return Err(Raised);
+        }
+        check(held)
+    }
+}
+
+/// The value cached under `key` in the current interpreter's state dict
+/// (`PyInterpreterState_GetDict`: per interpreter, freed with it, shared by
+/// its threads), made by `build` on first use. Two threads that miss at once
+/// both build, and both get the one the dict kept. Where the interpreter has
+/// no state dict, every call builds.
+///
+/// # Safety
+/// The GIL is held.
+pub unsafe fn interpreter_cached(key: &CStr, build: impl FnOnce() -> PyResult<Owned>) -> PyResult<Owned> {
+    // SAFETY: the GIL is held; the state dict lives as long as the interpreter.
+    unsafe {
+        let state = PyInterpreterState_GetDict(PyInterpreterState_Get());
+        if state.is_null() {
+            return build();
+        }
+        let key = check(PyUnicode_FromString(key.as_ptr()))?;
+        if let Some(hit) = dict_get(state, key.as_ptr())? {
+            return Ok(hit);
+        }
+        let made = build()?;
+        dict_setdefault(state, key.as_ptr(), made.as_ptr())
+    }
+}

@@ -121,34 +121,18 @@ const EXEC_CACHE_SIZE: Py_ssize_t = 256;
 /// # Safety
 /// The current interpreter's GIL is held.
 unsafe fn compiled(source: &std::ffi::CStr) -> PyResult<Owned> {
-    // SAFETY: the GIL is held; dict lookups borrow, everything else is owned.
+    // SAFETY: the GIL is held; every reference taken here is owned.
     unsafe {
-        let compile = || py::check(Py_CompileString(source.as_ptr(), c"<string>".as_ptr(), Py_file_input));
-        let state = PyInterpreterState_GetDict(PyInterpreterState_Get());
-        if state.is_null() {
-            return compile();
-        }
-        let mut cache = PyDict_GetItemString(state, c"interpreters_aio.exec_cache".as_ptr());
-        if cache.is_null() {
-            let fresh = py::check(PyDict_New())?;
-            if PyDict_SetItemString(state, c"interpreters_aio.exec_cache".as_ptr(), fresh.as_ptr()) < 0 {
-                return Err(py::Raised);
-            }
-            cache = fresh.as_ptr(); // now also owned by `state`
-        }
+        let cache = py::interpreter_cached(c"interpreters_aio.exec_cache", || py::check(PyDict_New()))?;
         let key = py::check(PyUnicode_FromString(source.as_ptr()))?;
-        let hit = PyDict_GetItemWithError(cache, key.as_ptr());
-        if !hit.is_null() {
-            return Ok(Owned::from_borrowed(hit));
+        if let Some(hit) = py::dict_get(cache.as_ptr(), key.as_ptr())? {
+            return Ok(hit);
         }
-        if !PyErr_Occurred().is_null() {
-            return Err(py::Raised);
+        let code = py::check(Py_CompileString(source.as_ptr(), c"<string>".as_ptr(), Py_file_input))?;
+        if PyDict_Size(cache.as_ptr()) >= EXEC_CACHE_SIZE {
+            PyDict_Clear(cache.as_ptr());
         }
-        let code = compile()?;
-        if PyDict_Size(cache) >= EXEC_CACHE_SIZE {
-            PyDict_Clear(cache);
-        }
-        if PyDict_SetItem(cache, key.as_ptr(), code.as_ptr()) < 0 {
+        if PyDict_SetItem(cache.as_ptr(), key.as_ptr(), code.as_ptr()) < 0 {
             PyErr_Clear(); // caching is an optimization; the code still runs
         }
         Ok(code)
@@ -578,7 +562,8 @@ impl PreparedCall {
 /// # Safety
 /// The current interpreter's GIL is held.
 unsafe fn call_template() -> PyResult<Owned> {
-    // SAFETY: the GIL is held; the state dict borrows, the rest is owned.
+    // SAFETY: the GIL is held; the state dict lives as long as the
+    // interpreter, and every other reference is owned.
     unsafe {
         let build = || -> PyResult<Owned> {
             let code = py::check(Py_CompileString(CALL_STUB.as_ptr(), STUB_FILE.as_ptr(), Py_eval_input))?;
@@ -592,20 +577,7 @@ unsafe fn call_template() -> PyResult<Owned> {
             PyTuple_SET_ITEM(pair.as_ptr(), 1, replace.into_ptr());
             Ok(pair)
         };
-        let state = PyInterpreterState_GetDict(PyInterpreterState_Get());
-        if state.is_null() {
-            return build();
-        }
-        let key = c"interpreters_aio.call_stub";
-        let hit = PyDict_GetItemString(state, key.as_ptr());
-        if !hit.is_null() {
-            return Ok(Owned::from_borrowed(hit));
-        }
-        let pair = build()?;
-        if PyDict_SetItemString(state, key.as_ptr(), pair.as_ptr()) < 0 {
-            PyErr_Clear(); // caching is an optimization
-        }
-        Ok(pair)
+        py::interpreter_cached(c"interpreters_aio.call_stub", build)
     }
 }
 

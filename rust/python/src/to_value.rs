@@ -211,6 +211,7 @@ impl Encoder {
     /// Converts an item borrowed from a mutable container. Converting may run
     /// Python code (a pickler) that removes the item from its container, so
     /// it is kept alive meanwhile, unless its conversion cannot run Python.
+    #[cfg(not(Py_GIL_DISABLED))]
     #[inline]
     unsafe fn encode_item(&mut self, item: *mut PyObject, out: &mut Vec<Value>) -> Step<()> {
         // SAFETY: `item` is live when borrowed; the GIL is held throughout.
@@ -251,54 +252,30 @@ impl Encoder {
         // e.g. a pickler, that mutates the container).
         unsafe {
             if is_type(obj, &raw mut PyTuple_Type) {
-                let len = PyTuple_GET_SIZE(obj) as usize;
-                if len > 0 {
-                    let items = (&raw const (*obj.cast::<PyTupleObject>()).ob_item).cast::<*mut PyObject>();
-                    if let Some(packed) = pack_numbers(Seq::Tuple, std::slice::from_raw_parts(items, len)) {
-                        return Ok(packed);
-                    }
-                }
-                let mut values = Vec::with_capacity(len);
-                for i in 0..len as Py_ssize_t {
-                    // A tuple owns its items for as long as we hold the tuple.
-                    self.encode_into(PyTuple_GET_ITEM(obj, i), &mut values)?;
-                }
-                return Ok(Value::Tuple(values));
+                return self.encode_tuple(obj, Seq::Tuple);
             }
             if is_type(obj, &raw mut PyList_Type) {
-                let len = PyList_GET_SIZE(obj) as usize;
-                let items = (*obj.cast::<PyListObject>()).ob_item.cast_const();
-                if len > 0 {
-                    if let Some(packed) = pack_numbers(Seq::List, std::slice::from_raw_parts(items, len)) {
-                        return Ok(packed);
-                    }
-                }
-                let mut values = Vec::with_capacity(len);
-                let mut i = 0;
-                while i < PyList_GET_SIZE(obj) {
-                    self.encode_item(PyList_GET_ITEM(obj, i), &mut values)?;
-                    i += 1;
-                }
-                return Ok(Value::List(values));
+                #[cfg(Py_GIL_DISABLED)]
+                return self.encode_tuple(py::check(PyList_AsTuple(obj))?.as_ptr(), Seq::List);
+                #[cfg(not(Py_GIL_DISABLED))]
+                return self.encode_list(obj);
             }
             if is_type(obj, &raw mut PyDict_Type) {
-                let mut values = Vec::with_capacity(2 * PyDict_Size(obj) as usize);
-                let mut pos: Py_ssize_t = 0;
-                let (mut key, mut value) = (std::ptr::null_mut(), std::ptr::null_mut());
-                while PyDict_Next(obj, &mut pos, &mut key, &mut value) != 0 {
-                    if runs_no_python(key) && runs_no_python(value) {
-                        self.encode_into(key, &mut values)?;
-                        self.encode_into(value, &mut values)?;
-                    } else {
-                        let (key, value) = (Owned::from_borrowed(key), Owned::from_borrowed(value));
-                        self.encode_into(key.as_ptr(), &mut values)?;
-                        self.encode_into(value.as_ptr(), &mut values)?;
-                    }
-                }
-                return Ok(Value::Dict(values));
+                #[cfg(Py_GIL_DISABLED)]
+                return self.encode_dict(py::check(PyDict_Copy(obj))?.as_ptr());
+                #[cfg(not(Py_GIL_DISABLED))]
+                return self.encode_dict(obj);
             }
-            let iter = py::check(PyObject_GetIter(obj))?;
-            let mut items = Vec::with_capacity(PySet_Size(obj).max(0) as usize);
+            // A set's iterator refuses a set that changes size under it.
+            #[cfg(Py_GIL_DISABLED)]
+            let snapshot =
+                if is_type(obj, &raw mut PySet_Type) { Some(py::check(PyFrozenSet_New(obj))?) } else { None };
+            #[cfg(Py_GIL_DISABLED)]
+            let items_of = snapshot.as_ref().map_or(obj, Owned::as_ptr);
+            #[cfg(not(Py_GIL_DISABLED))]
+            let items_of = obj;
+            let iter = py::check(PyObject_GetIter(items_of))?;
+            let mut items = Vec::with_capacity(PySet_Size(items_of).max(0) as usize);
             while let Some(item) = Owned::from_new(PyIter_Next(iter.as_ptr())) {
                 self.encode_into(item.as_ptr(), &mut items)?;
             }
@@ -310,6 +287,93 @@ impl Encoder {
             } else {
                 Ok(Value::FrozenSet(items))
             }
+        }
+    }
+
+    // Free-threaded builds (`Py_GIL_DISABLED`): no GIL keeps another thread
+    // of this interpreter from changing a list, dict or set while it is
+    // read, and items borrowed from it could be freed under us. So those
+    // convert a private copy, made under the container's own lock (its
+    // critical section, inside `PyList_AsTuple`, `PyDict_Copy` and
+    // `PyFrozenSet_New`): the result is the container as it was at one
+    // moment. Default builds read in place, as the GIL allows.
+
+    /// The items of `tuple` (which we hold, so it owns its items) as a
+    /// sequence of kind `seq`.
+    ///
+    /// # Safety
+    /// The GIL is held and `tuple` is an exact tuple.
+    unsafe fn encode_tuple(&mut self, tuple: *mut PyObject, seq: Seq) -> Step<Value> {
+        // SAFETY: a tuple's items live as long as the tuple, which the caller holds.
+        unsafe {
+            let len = PyTuple_GET_SIZE(tuple) as usize;
+            if len > 0 {
+                let items = (&raw const (*tuple.cast::<PyTupleObject>()).ob_item).cast::<*mut PyObject>();
+                if let Some(packed) = pack_numbers(seq, std::slice::from_raw_parts(items, len)) {
+                    return Ok(packed);
+                }
+            }
+            let mut values = Vec::with_capacity(len);
+            for i in 0..len as Py_ssize_t {
+                self.encode_into(PyTuple_GET_ITEM(tuple, i), &mut values)?;
+            }
+            Ok(match seq {
+                Seq::Tuple => Value::Tuple(values),
+                Seq::List => Value::List(values),
+            })
+        }
+    }
+
+    /// The items of `list`, read in place (default builds only).
+    ///
+    /// # Safety
+    /// The GIL is held and `list` is an exact list.
+    #[cfg(not(Py_GIL_DISABLED))]
+    unsafe fn encode_list(&mut self, list: *mut PyObject) -> Step<Value> {
+        // SAFETY: the GIL keeps other threads out; each item is kept alive
+        // while it is converted (`encode_item`), and the length is read again
+        // each time, since converting can run code that changes the list.
+        unsafe {
+            let len = PyList_GET_SIZE(list) as usize;
+            let items = (*list.cast::<PyListObject>()).ob_item.cast_const();
+            if len > 0 {
+                if let Some(packed) = pack_numbers(Seq::List, std::slice::from_raw_parts(items, len)) {
+                    return Ok(packed);
+                }
+            }
+            let mut values = Vec::with_capacity(len);
+            let mut i = 0;
+            while i < PyList_GET_SIZE(list) {
+                self.encode_item(PyList_GET_ITEM(list, i), &mut values)?;
+                i += 1;
+            }
+            Ok(Value::List(values))
+        }
+    }
+
+    /// The keys and values of `dict`, flat.
+    ///
+    /// # Safety
+    /// The GIL is held and `dict` is an exact dict that no other thread can
+    /// change (on a free-threaded build, a private copy).
+    unsafe fn encode_dict(&mut self, dict: *mut PyObject) -> Step<Value> {
+        // SAFETY: as for `encode_items`; each pair is kept alive while it is
+        // converted unless its conversion cannot run Python.
+        unsafe {
+            let mut values = Vec::with_capacity(2 * PyDict_Size(dict) as usize);
+            let mut pos: Py_ssize_t = 0;
+            let (mut key, mut value) = (std::ptr::null_mut(), std::ptr::null_mut());
+            while PyDict_Next(dict, &mut pos, &mut key, &mut value) != 0 {
+                if runs_no_python(key) && runs_no_python(value) {
+                    self.encode_into(key, &mut values)?;
+                    self.encode_into(value, &mut values)?;
+                } else {
+                    let (key, value) = (Owned::from_borrowed(key), Owned::from_borrowed(value));
+                    self.encode_into(key.as_ptr(), &mut values)?;
+                    self.encode_into(value.as_ptr(), &mut values)?;
+                }
+            }
+            Ok(Value::Dict(values))
         }
     }
 
@@ -500,13 +564,15 @@ unsafe fn pickling_error(exc: *mut PyObject) -> Step<bool> {
 /// # Safety
 /// The GIL is held and `globals` is a dict.
 unsafe fn main_script(globals: *mut PyObject) -> Step<Option<Box<str>>> {
-    // SAFETY: the GIL is held; the item is borrowed from `globals`.
+    // SAFETY: the GIL is held; the item is held by a reference of ours.
     unsafe {
-        let file = PyDict_GetItemString(globals, c"__file__".as_ptr());
-        if file.is_null() || PyUnicode_Check(file) == 0 {
+        let Some(file) = py::dict_get_str(globals, c"__file__")? else {
+            return Ok(None);
+        };
+        if PyUnicode_Check(file.as_ptr()) == 0 {
             return Ok(None);
         }
-        let path = py::str_utf8(file)?;
+        let path = py::str_utf8(file.as_ptr())?;
         // `python -` names its `__main__` "<stdin>": no file to run again.
         Ok((!path.starts_with('<')).then(|| path.into()))
     }
