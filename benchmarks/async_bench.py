@@ -9,6 +9,11 @@
   watches the queue's file descriptor), the standard library's interpreter
   queues (no async API: polled, or waited for in a thread), and two
   ``asyncio.Queue`` between two coroutines of one loop in this interpreter.
+- ``loops on two threads``: the same round trip between the main thread's
+  event loop and one on another thread of this interpreter (no subinterpreter):
+  interpreters_aio's queues against ``asyncio.Queue`` fed with
+  ``call_soon_threadsafe``, and ``janus`` queues (a sync/async bridge). On a
+  free-threaded build the two loops really run at once.
 - ``executor: 2000 tiny tasks``: submit 2000 ``add(1, 2)`` to a 2-worker
   executor and wait for all results; times are per task.
 - ``executor: first result``: construct a 2-worker executor and get the
@@ -53,6 +58,7 @@ from .channels_bench import (
     _sentinel,
     _stdlib_worker,
     _StdlibQueues,
+    _thread_running,
 )
 from .registry import BASELINE, Case, Contender, register_section
 from .timing import Op, SplitOp
@@ -242,6 +248,114 @@ def _round_trip_case(stdlib: _StdlibQueues | str) -> Case:
             else Contender.unavailable("floor: eventfd, two threads", "no os.eventfd"),
         ],
     )
+
+
+# --- loops on two threads ---------------------------------------------------------------
+
+
+def _thread_loop_case() -> Case:
+    """A round trip between this thread's loop and a loop on another thread."""
+
+    @contextmanager
+    def aio_queues() -> Iterator[Op]:
+        there, back = aio.create_queue(), aio.create_queue()
+        with _event_loop() as loop, _thread_running(
+            lambda: aio_echo(there, back), _closing(there, back), "loop thread"
+        ):
+            yield _batch_op(loop, there.aio.put, back.aio.get, ROUND_TRIPS)
+
+    @contextmanager
+    def call_soon_threadsafe() -> Iterator[Op]:
+        with _event_loop() as loop:
+            back: asyncio.Queue[Any] = asyncio.Queue()
+            started = concurrent.futures.Future()
+
+            async def echo() -> None:
+                there: asyncio.Queue[Any] = asyncio.Queue()
+                started.set_result((asyncio.get_running_loop(), there))
+                while (item := await there.get()) is not None:
+                    loop.call_soon_threadsafe(back.put_nowait, item)
+
+            def stop() -> None:
+                worker_loop, there = started.result()
+                worker_loop.call_soon_threadsafe(there.put_nowait, None)
+
+            def unblock() -> None:
+                loop.call_soon_threadsafe(back.put_nowait, None)
+
+            ending = _Ending(stop=stop, unblock=unblock)
+            with _thread_running(lambda: asyncio.run(echo()), ending, "loop thread"):
+                worker_loop, there = started.result(timeout=10)
+
+                def put(item: Any) -> None:
+                    worker_loop.call_soon_threadsafe(there.put_nowait, item)
+
+                yield _batch_op(loop, put, back.get, ROUND_TRIPS)
+
+    def janus_setup(janus: Any) -> Callable[[], AbstractContextManager[Op]]:
+        @contextmanager
+        def setup() -> Iterator[Op]:
+            with _event_loop() as loop:
+                back = loop.run_until_complete(_make_janus(janus))
+                started = concurrent.futures.Future()
+
+                async def echo() -> None:
+                    there = janus.Queue()
+                    started.set_result(there)
+                    while (item := await there.async_q.get()) is not None:
+                        back.sync_q.put(item)
+
+                ending = _Ending(
+                    stop=lambda: started.result().sync_q.put(None),
+                    unblock=lambda: back.sync_q.put(None),
+                )
+                with _thread_running(lambda: asyncio.run(echo()), ending, "loop thread"):
+                    there = started.result(timeout=10)
+                    yield _batch_op(loop, there.sync_q.put, back.async_q.get, ROUND_TRIPS)
+
+        return setup
+
+    try:
+        import janus
+    except ImportError as exc:
+        janus_row = Contender.unavailable("janus", f"not installed ({exc})")
+    else:
+        janus_row = Contender(
+            "janus",
+            janus_setup(janus),
+            expected=PING,
+            note="a janus.Queue per direction: put on its sync side, awaited on its async side",
+            items_per_op=ROUND_TRIPS,
+        )
+    return Case(
+        name="loops on two threads",
+        description="this thread's event loop awaits put on queue A; a coroutine in an "
+        "event loop on another thread of this interpreter awaits get on A and puts on B; "
+        "we await get on B",
+        contenders=[
+            Contender(
+                BASELINE,
+                aio_queues,
+                expected=PING,
+                note="two queues, awaited via .aio (fd-driven) on both loops",
+                items_per_op=ROUND_TRIPS,
+            ),
+            Contender(
+                "asyncio.Queue + call_soon_threadsafe",
+                call_soon_threadsafe,
+                expected=PING,
+                note="an asyncio.Queue on each loop, fed from the other thread by "
+                "loop.call_soon_threadsafe(q.put_nowait, item)",
+                items_per_op=ROUND_TRIPS,
+            ),
+            janus_row,
+        ],
+    )
+
+
+async def _make_janus(janus: Any) -> Any:
+    """A janus queue bound to the running loop (janus needs one at construction)."""
+    return janus.Queue()
 
 
 # --- executors ------------------------------------------------------------------------
@@ -529,6 +643,7 @@ def build() -> list[Case]:
     """The cases of the ``async`` section."""
     return [
         _round_trip_case(_detect_stdlib_queues()),
+        _thread_loop_case(),
         _tiny_tasks_case(),
         _first_result_case(),
         _cpu_case(),

@@ -16,6 +16,7 @@ import platform
 import struct
 import subprocess
 import sys
+import sysconfig
 from typing import Any
 
 import interpreters_aio
@@ -91,6 +92,8 @@ def describe() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "python_build": sys.version,
         "implementation": platform.python_implementation(),
+        "free_threaded": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+        "gil_enabled": getattr(sys, "_is_gil_enabled", lambda: True)(),
         "executable": sys.executable,
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
@@ -105,8 +108,14 @@ def describe() -> dict[str, Any]:
 
 def header_lines(env: dict[str, Any]) -> list[str]:
     """Human-readable lines for the top of the report."""
+    if env["free_threaded"]:
+        gil = "disabled" if not env["gil_enabled"] else "ENABLED (a module turned it on)"
+        build = f"free-threaded build (3.14t: no GIL), GIL {gil}"
+    else:
+        build = "default build (one GIL per interpreter)"
     lines = [
         f"Python {env['python_build']}",
+        build,
         f"{env['implementation']} on {env['platform']}, {env['cpu_count']} CPUs",
         f"interpreters_aio {env['interpreters_aio']} ({env['extension']})",
         f"commit {env['commit'] or 'unknown'}, {env['date']}",

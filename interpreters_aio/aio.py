@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import threading
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -449,12 +450,16 @@ _async_interpreters: weakref.WeakKeyDictionary[Interpreter, AsyncInterpreter] = 
 )
 
 
+_async_interpreters_lock = threading.Lock()
+
+
 def view_of_interpreter(interp: Interpreter) -> AsyncInterpreter:
     """The one async view of ``interp`` in this interpreter."""
-    view = _async_interpreters.get(interp)
-    if view is None:
-        view = _async_interpreters[interp] = AsyncInterpreter(interp)
-    return view
+    with _async_interpreters_lock:  # one view, even when threads ask at once
+        view = _async_interpreters.get(interp)
+        if view is None:
+            view = _async_interpreters[interp] = AsyncInterpreter(interp)
+        return view
 
 
 async def create() -> AsyncInterpreter:
