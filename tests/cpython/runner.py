@@ -24,6 +24,7 @@ import faulthandler
 import fnmatch
 import os
 import sys
+import sysconfig
 import tempfile
 import time
 import unittest
@@ -57,10 +58,13 @@ def build_overlay() -> Path:
     package.mkdir()
     (package / "__init__.py").write_text("")
     for part in STDLIB_TEST_PARTS:
-        (package / part).symlink_to(stdlib_test / part)
+        if part == "test_interpreters" and sysconfig.get_config_var("Py_GIL_DISABLED"):
+            copy_without_gil_skip(stdlib_test / part, package / part)
+        else:
+            (package / part).symlink_to(stdlib_test / part)
     for stand_in in (HERE / "stand_ins").glob("_*.py"):
-        if not (stdlib_test / stand_in.name).exists():  # the build's own wins
-            (package / stand_in.name).symlink_to(stand_in)
+        own = stdlib_test / stand_in.name  # the build's own wins, where it has one
+        (package / stand_in.name).symlink_to(own if own.exists() else stand_in)
     # With cloudpickle installed (the `test` extra has it), closures and other
     # objects the standard pickle refuses cross by value: a deliberate
     # difference (docs/guide.md) that the suite's "must be refused" cases
@@ -73,6 +77,24 @@ def build_overlay() -> Path:
         "raise ImportError('hidden from the CPython suite by tests/cpython/runner.py')\n"
     )
     return root
+
+
+def copy_without_gil_skip(source: Path, target: Path) -> None:
+    """A copy of ``test_interpreters`` that runs on a free-threaded build.
+
+    Upstream skips the whole package there (``raise unittest.SkipTest("GIL
+    disabled")`` in its ``__init__``), for the standard library's module, not
+    ours; the modules themselves stay as they are, symlinked.
+    """
+    target.mkdir()
+    for entry in source.iterdir():
+        if entry.name != "__init__.py":
+            (target / entry.name).symlink_to(entry)
+    init = (source / "__init__.py").read_text()
+    guard = 'if Py_GIL_DISABLED:\n    raise unittest.SkipTest("GIL disabled")\n'
+    if guard not in init:
+        sys.exit(f"cpython-suite: {source / '__init__.py'} no longer has the GIL skip to remove")
+    (target / "__init__.py").write_text(init.replace(guard, ""))
 
 
 def reexec_with_overlay() -> None:
