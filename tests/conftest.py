@@ -6,6 +6,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import sysconfig
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,20 @@ def pytest_configure(config: pytest.Config) -> None:
     # it: a copy of the package in the source tree must not stand in for it.
     if os.environ.get("INTERPRETERS_AIO_TEST_INSTALLED") and PACKAGE.is_relative_to(REPO):
         raise pytest.UsageError(f"testing the source tree ({PACKAGE}), not the installed package")
+
+
+FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # On a free-threaded build the GIL must stay off for the whole suite: a
+    # module without Py_mod_gil (ours or one a test imported) turns it on for
+    # the process, with only a RuntimeWarning to say so.
+    if FREE_THREADED and sys._is_gil_enabled():
+        session.config.get_terminal_writer().line(
+            "FAILED: the GIL was enabled during the suite on a free-threaded build", red=True
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture
