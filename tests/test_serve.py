@@ -119,6 +119,17 @@ def _swallow(func, *args):
 
 
 @unsafe_python
+def test_a_handler_that_blocks_its_loop_for_8_s_is_answered():
+    """A slow handler is not a dead worker: the default health-check timeout is 30 s."""
+    with ServeProcess("asgi_app:app", "--workers", "1", "--port", "0") as proc:
+        proc.wait_serving()
+        status, body = proc.get("/sleep?8", timeout=30)
+        assert status == 200 and body.startswith("v1 ")
+        assert proc.stop() == 0
+    assert "did not answer" not in proc.output
+
+
+@unsafe_python
 def test_sigterm_lets_the_request_in_flight_finish():
     with ServeProcess("asgi_app:app", "--workers", "2", "--port", "0") as proc:
         proc.wait_serving()

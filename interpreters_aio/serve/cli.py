@@ -58,8 +58,9 @@ def _parser() -> argparse.ArgumentParser:
         help="close idle keep-alive connections after this many seconds (default: 5)")
     add("--timeout-graceful-shutdown", type=float, default=None,
         help="seconds to let requests finish on shutdown (default: wait for them)")
-    add("--timeout-worker-healthcheck", type=float, default=5.0,
-        help="replace a worker whose loop does not answer for this many seconds (default: 5)")
+    add("--timeout-worker-healthcheck", type=float, default=30.0,
+        help="replace a worker whose event loop does not answer for this many seconds "
+        "(default: 30, gunicorn's --timeout): longer than any handler may block its loop")
     add("--limit-concurrency", type=int, default=None,
         help="answer 503 above this many connections and tasks per worker")
     add("--limit-max-requests", type=int, default=None,

@@ -115,7 +115,7 @@ class ServeConfig:
     date_header: bool = True
     timeout_keep_alive: int = 5
     timeout_graceful_shutdown: float | None = None
-    timeout_worker_healthcheck: float = 5.0
+    timeout_worker_healthcheck: float = 30.0
     limit_concurrency: int | None = None
     limit_max_requests: int | None = None
     heartbeat_interval: float = 0.5

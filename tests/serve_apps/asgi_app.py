@@ -44,6 +44,9 @@ async def app(scope, receive, send):
         await _reply(send, _identity())
         time.sleep(HOLD_SECONDS)
         return None
+    elif path == "/sleep":
+        # A handler that blocks its loop (a slow synchronous call): ?seconds.
+        time.sleep(float(scope["query_string"] or b"0"))
     elif path == "/gil":
         # Whether this worker's interpreter runs with a GIL (free-threaded builds).
         enabled = getattr(sys, "_is_gil_enabled", lambda: True)()
