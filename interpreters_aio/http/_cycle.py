@@ -107,6 +107,8 @@ class Cycle:
         try:
             result = await app(self.scope, self.receive, self.send)
         except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError) and conn.transport.is_closing():
+                raise  # a forced stop closed the connection and ended its request
             conn.logger.error("Exception in ASGI application\n", exc_info=exc)
             if not self.started:
                 await self._send_500()

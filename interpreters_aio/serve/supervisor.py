@@ -43,8 +43,11 @@ from .sockets import Listeners
 logger = logging.getLogger("interpreters_aio.serve")
 
 RESTART_BACKOFF = (0.1, 0.5, 1.0, 2.0, 5.0)
-#: Seconds a forced stop waits for workers (interrupted twice a second) before
-#: it gives up on them: one stuck in C code cannot be interrupted.
+#: Seconds a forced stop lets workers end on their own (they close their
+#: connections and cancel their requests) before it interrupts them...
+FORCE_INTERRUPT_AFTER = 1.0
+#: ...and waits for workers (interrupted twice a second) before it gives up on
+#: them: one stuck in C code cannot be interrupted.
 FORCE_GRACE = 5.0
 
 
@@ -382,12 +385,15 @@ class Supervisor:
             # shutdown: it gets the forced one.
             if tasks and (self._force or all(w.unresponsive for w in self._live.values())):
                 forced_at = forced_at or time.monotonic()
-                if time.monotonic() - forced_at > FORCE_GRACE:
+                waited = time.monotonic() - forced_at
+                if waited > FORCE_GRACE:
                     logger.error("%s did not stop when forced: abandoning it",
                                  ", ".join(map(repr, self._live.values())))
                     return
                 for w in list(self._live.values()):
-                    if w.interp is not None:
+                    # A responsive worker ends its forced stop by itself; an
+                    # interrupt would only put a traceback in its log.
+                    if w.interp is not None and (w.unresponsive or waited > FORCE_INTERRUPT_AFTER):
                         _core.interrupt(w.interp.id)
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[int]:

@@ -201,8 +201,9 @@ class _Worker:
         self.stop_requested = True
         if self.server is not None:
             self.server.should_exit = True
-            if force:
+            if force and not self.server.force_exit:
                 self.server.force_exit = True
+                self.drop_connections()
         if self.ctx is not None:
             self.ctx.stopping.set()
             if force and self.main_task is not None:
@@ -211,6 +212,30 @@ class _Worker:
                 asyncio.get_running_loop().call_later(
                     self.config.timeout_graceful_shutdown, self.main_task.cancel
                 )
+
+    def drop_connections(self) -> None:
+        """A forced stop: close every connection now and end its request.
+
+        The client sees its connection closed, not a 500 from a request torn
+        in half; the app's handlers are cancelled (their ``finally`` blocks
+        run), and the cancellations are not logged as app errors. One line
+        says what was dropped.
+        """
+        assert self.server is not None
+        state = self.server.server_state
+        connections, tasks = list(state.connections), list(state.tasks)
+        logging.getLogger("uvicorn.error").addFilter(_quiet_cancellations)
+        for conn in connections:
+            transport = getattr(conn, "transport", None)
+            if transport is not None:
+                transport.abort()
+        for task in tasks:
+            task.cancel()
+        if connections or tasks:
+            logger.info(
+                "Forced stop: closed %d connection(s), cancelled %d request(s) in flight",
+                len(connections), len(tasks),
+            )
 
     def sockets(self) -> list[socket.socket]:
         # socket.socket(fileno=) asks the kernel for the family, so a TCP
@@ -325,6 +350,17 @@ class _Worker:
         if limit is not None and server.server_state.total_requests >= limit:
             return LIMIT, f"served {server.server_state.total_requests} requests"
         return FINISHED, "the server stopped on its own"
+
+
+def _quiet_cancellations(record: logging.LogRecord) -> bool:
+    """After a forced stop: drops "Exception in ASGI application" for a request
+    that was cancelled on purpose (uvicorn's protocols log every ending), and
+    the lifespan task's "appears unsupported" when the forced stop (which skips
+    the lifespan shutdown, as uvicorn's does) cancels it at the loop's end."""
+    exc = record.exc_info[1] if record.exc_info else None
+    if isinstance(exc, asyncio.CancelledError):
+        return False
+    return record.getMessage() != "ASGI 'lifespan' protocol appears unsupported."
 
 
 def worker_main(
