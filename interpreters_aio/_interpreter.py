@@ -387,12 +387,19 @@ def _stdlib_whence(id: int) -> str:
         return "unknown"
 
 
-def create() -> Interpreter:
+def create(*, daemon_threads: bool = False) -> Interpreter:
     """Create a new, idle, isolated interpreter with its own GIL.
 
     Code in it runs in parallel with other interpreters. Its ``sys.path`` is
     a copy of the caller's, so it can import what the caller can. It stays
     alive until :meth:`Interpreter.close` or the end of the process.
+
+    Like CPython's isolated interpreters, it refuses daemon threads
+    (``RuntimeError`` from ``Thread.start``) unless ``daemon_threads=True``
+    (an extension of this package; some libraries start them, e.g. asgiref
+    under Django). Closing the interpreter then also waits for its daemon
+    threads to end, as for any other thread: unlike the main interpreter at
+    exit, it cannot leave them behind.
 
     After :func:`interpreters_aio.install`, the new interpreter has the
     backport switch installed too.
@@ -402,7 +409,7 @@ def create() -> Interpreter:
             backport switch in it failed.
     """
     path = [entry for entry in sys.path if isinstance(entry, str)]
-    interp = _from_known_id(_core.create(path))
+    interp = _from_known_id(_core.create(path, daemon_threads))
     if _startup_source is not None:
         excinfo = _core.exec(interp.id, _startup_source)
         if excinfo is not None:

@@ -462,9 +462,12 @@ def view_of_interpreter(interp: Interpreter) -> AsyncInterpreter:
         return view
 
 
-async def create() -> AsyncInterpreter:
-    """Create an interpreter (on a worker thread, so the loop keeps serving)."""
-    interp = await asyncio.to_thread(_create_blocking)
+async def create(*, daemon_threads: bool = False) -> AsyncInterpreter:
+    """Create an interpreter (on a worker thread, so the loop keeps serving).
+
+    ``daemon_threads`` as for :func:`interpreters_aio.create`.
+    """
+    interp = await asyncio.to_thread(_create_blocking, daemon_threads=daemon_threads)
     return view_of_interpreter(interp)
 
 

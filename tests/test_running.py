@@ -7,6 +7,7 @@ import importlib.util
 import os
 import sys
 import threading
+import time
 import traceback
 
 import pytest
@@ -253,3 +254,50 @@ def test_getsignal_answers_none_in_an_interpreter_on_312(first_entry):
         assert it.call(workloads.sigint_handler_repr) == "None"
     finally:
         it.close()
+
+
+
+DAEMON_THREAD = """
+import threading
+started = threading.Event()
+def linger():
+    started.set()
+    release.get(timeout=10)
+t = threading.Thread(target=linger, daemon=True)
+t.start()
+started.wait(10)
+"""
+
+
+def test_daemon_threads_are_refused_by_default(interp):
+    interp.prepare_main(release=interpreters.create_queue())
+    with pytest.raises(ExecutionFailed, match="daemon threads are disabled"):
+        interp.exec(DAEMON_THREAD)
+
+
+def test_daemon_threads_allowed_on_request_and_joined_at_close():
+    release = interpreters.create_queue()
+    it = interpreters.create(daemon_threads=True)
+    try:
+        it.prepare_main(release=release)
+        it.exec(DAEMON_THREAD)
+        assert it.call(workloads.main_eval, "t.daemon and t.is_alive()") is True
+        # close() waits for it, as for any thread (an interpreter cannot end
+        # with one inside): it is released from here meanwhile.
+        threading.Timer(0.2, release.put, args=(1,)).start()
+        started = time.monotonic()
+    finally:
+        it.close()
+    assert 0.1 < time.monotonic() - started < 5
+    assert it.id not in [i.id for i in interpreters.list_all()]
+
+
+async def test_aio_create_with_daemon_threads():
+    from interpreters_aio import aio
+
+    worker = await aio.create(daemon_threads=True)
+    try:
+        await worker.prepare_main(release=interpreters.create_queue())
+        await worker.exec(DAEMON_THREAD + "release.put(1); t.join()")
+    finally:
+        await worker.close()

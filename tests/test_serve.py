@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client as http_client
+import json
 import os
 import shutil
 import signal
@@ -128,6 +129,26 @@ def test_a_handler_that_blocks_its_loop_for_8_s_is_answered():
         assert status == 200 and body.startswith("v1 ")
         assert proc.stop() == 0
     assert "did not answer" not in proc.output
+
+
+@unsafe_python
+def test_django_sync_and_async_views(tmp_path: Path):
+    """Django answers without an error per request (asgiref starts a daemon
+    thread for each one: worker interpreters allow them)."""
+    pytest.importorskip("django")
+    env = {"SERVE_TEST_DJANGO_DB": str(tmp_path / "db.sqlite3")}
+    with ServeProcess("django_app:app", "--workers", "2", "--port", "0", env=env) as proc:
+        proc.wait_serving()
+        hits = set()
+        for n in range(30):
+            status, body = proc.get("/sync" if n % 2 else "/async")
+            assert status == 200, body
+            reply = json.loads(body)
+            assert reply["view"] == ("sync" if n % 2 else "async")
+            hits.add(reply["hits"])
+        assert hits == set(range(1, 31))  # one sqlite3 database, every request counted once
+        assert proc.stop() == 0
+    assert "ERROR" not in proc.output and "Traceback" not in proc.output, proc.output
 
 
 @unsafe_python

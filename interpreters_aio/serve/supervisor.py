@@ -241,7 +241,9 @@ class Supervisor:
         assert self._listeners is not None
         kind, detail = worker.CRASHED, "the worker ended without a report"
         try:
-            w.interp = await aio.create()
+            # Daemon threads allowed: asgiref (Django) starts one per request
+            # to join its executor; closing the worker waits for them.
+            w.interp = await aio.create(daemon_threads=True)
             fds = self._listeners.fds_for(w.key)
             await w.interp.call(
                 worker.worker_main, self.config.to_wire(), w.slot, w.key, fds,

@@ -34,7 +34,7 @@ pub static mut METHODS: [PyMethodDef; 45] = [
         register_errors,
         c"_register_errors(InterpreterError, InterpreterNotFoundError, NotShareableError)"
     ),
-    method!(c"create", create, c"create(sys_path) -> id"),
+    method!(c"create", create, c"create(sys_path, daemon_threads) -> id"),
     method!(c"close", close, c"close(id)"),
     method!(c"all_ids", all_ids, c"all_ids() -> list of every interpreter id in the process"),
     method!(c"our_ids", our_ids, c"our_ids() -> list of ids of interpreters this package created"),
@@ -284,10 +284,14 @@ impl IntoNull for Raised {
 unsafe extern "C" fn create(module: *mut PyObject, args: Args, nargs: Py_ssize_t) -> *mut PyObject {
     // SAFETY: CPython passes `nargs` valid arguments under the GIL.
     unsafe {
-        if expect_args("create", nargs, 1).is_err() {
+        if expect_args("create", nargs, 2).is_err() {
             return std::ptr::null_mut();
         }
         let path_arg = *args;
+        let daemon_threads = match PyObject_IsTrue(*args.add(1)) {
+            rc if rc < 0 => return std::ptr::null_mut(),
+            rc => rc == 1,
+        };
         let sys_path = if path_arg == Py_None() {
             None
         } else {
@@ -296,7 +300,7 @@ unsafe extern "C" fn create(module: *mut PyObject, args: Args, nargs: Py_ssize_t
                 Err(e) => return raise_convert(module, e),
             }
         };
-        match interp::create(sys_path.as_ref()) {
+        match interp::create(sys_path.as_ref(), daemon_threads) {
             Ok(id) => PyLong_FromLongLong(id),
             Err(e) => raise_interp(module, e),
         }

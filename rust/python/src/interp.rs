@@ -120,11 +120,14 @@ pub unsafe fn exists(id: i64) -> bool {
 /// caller's thread state is current again when this returns, also on error.
 ///
 /// `sys_path` (a list of str) becomes the new interpreter's `sys.path`, so it
-/// can import what its creator can.
+/// can import what its creator can. `daemon_threads` lets code there start
+/// daemon threads (CPython's isolated config refuses them); `close` joins
+/// them like any other thread, since an interpreter cannot end with a thread
+/// inside.
 ///
 /// # Safety
 /// The caller holds the GIL of its interpreter.
-pub unsafe fn create(sys_path: Option<&Value>) -> Result<i64, InterpError> {
+pub unsafe fn create(sys_path: Option<&Value>, daemon_threads: bool) -> Result<i64, InterpError> {
     // Own GIL with the shared main allocator is accepted by every CPython and
     // unsafe on all of them; this fixed config never asks for it, and 3.12.1
     // returns from a refused config without the caller's GIL, so nothing
@@ -134,7 +137,7 @@ pub unsafe fn create(sys_path: Option<&Value>) -> Result<i64, InterpError> {
         allow_fork: 0,
         allow_exec: 0,
         allow_threads: 1,
-        allow_daemon_threads: 0,
+        allow_daemon_threads: daemon_threads.into(),
         check_multi_interp_extensions: 1,
         gil: PyInterpreterConfig_OWN_GIL,
     };
