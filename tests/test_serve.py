@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import sys
+import sysconfig
 import threading
 import time
 from pathlib import Path
@@ -26,6 +27,17 @@ unsafe_python = pytest.mark.skipif(
 )
 
 pytestmark = pytest.mark.timeout(120)
+
+FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+
+#: Every isolation mode this Python has: interpreters (not on the 3.12 releases
+#: that abort after asyncio in a subinterpreter), processes, and threads on a
+#: free-threaded build.
+ISOLATIONS = [
+    pytest.param("interpreters", marks=unsafe_python),
+    "processes",
+    *(["threads"] if FREE_THREADED else []),
+]
 
 
 def _ids(proc: ServeProcess, want: int) -> set[str]:
@@ -88,16 +100,17 @@ def test_reuse_port_gives_each_worker_its_socket():
         assert proc.stop() == 0
 
 
-@unsafe_python
-def test_a_crashed_worker_is_replaced():
-    with ServeProcess("asgi_app:app", "--workers", "2", "--port", "0") as proc:
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_a_crashed_worker_is_replaced(isolation):
+    args = ("asgi_app:app", "--workers", "2", "--port", "0", "--isolation", isolation)
+    with ServeProcess(*args) as proc:
         proc.wait_serving()
         before = _ids(proc, 2)
         _swallow(proc.get, "/crash", 10)  # the worker's loop stops after this request
         proc.wait_for(r"restarting worker \d")
         proc.wait_for(r"lifespan startup \d+", count=3)
         after = _ids(proc, 2)
-        assert len(after) == 2 and after != before  # one new interpreter
+        assert len(after) == 2 and after != before  # one new worker
         assert proc.stop() == 0
 
 
@@ -151,9 +164,10 @@ def test_django_sync_and_async_views(tmp_path: Path):
     assert "ERROR" not in proc.output and "Traceback" not in proc.output, proc.output
 
 
-@unsafe_python
-def test_sigterm_lets_the_request_in_flight_finish():
-    with ServeProcess("asgi_app:app", "--workers", "2", "--port", "0") as proc:
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_sigterm_lets_the_request_in_flight_finish(isolation):
+    args = ("asgi_app:app", "--workers", "2", "--port", "0", "--isolation", isolation)
+    with ServeProcess(*args) as proc:
         proc.wait_serving()
         result: list[tuple[int, str]] = []
         client = threading.Thread(target=lambda: result.append(proc.get("/slow")))
@@ -197,10 +211,11 @@ def test_second_signal_forces_the_stop_quietly(http):
     assert "lifespan' protocol appears unsupported" not in proc.output
 
 
-@unsafe_python
-def test_sighup_reloads_changed_code_without_refusing_a_connection(tmp_path: Path):
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_sighup_reloads_changed_code_without_refusing_a_connection(tmp_path: Path, isolation):
     shutil.copy(APPS / "asgi_app.py", tmp_path / "asgi_app.py")
-    with ServeProcess("asgi_app:app", "--workers", "2", "--port", "0", app_dir=tmp_path) as proc:
+    args = ("asgi_app:app", "--workers", "2", "--port", "0", "--isolation", isolation)
+    with ServeProcess(*args, app_dir=tmp_path) as proc:
         proc.wait_serving()
         assert proc.get()[1].startswith("v1")
         source = (tmp_path / "asgi_app.py").read_text()
@@ -229,9 +244,10 @@ def test_sighup_reloads_changed_code_without_refusing_a_connection(tmp_path: Pat
         assert proc.stop() == 0
 
 
-@unsafe_python
-def test_sigttin_and_sigttou_scale():
-    with ServeProcess("asgi_app:app", "--workers", "1", "--port", "0") as proc:
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_sigttin_and_sigttou_scale(isolation):
+    args = ("asgi_app:app", "--workers", "1", "--port", "0", "--isolation", isolation)
+    with ServeProcess(*args) as proc:
         proc.wait_serving()
         proc.signal(signal.SIGTTIN)
         proc.wait_for("Adding worker 1")
@@ -319,11 +335,46 @@ def test_missing_attribute():
 
 @unsafe_python
 def test_extension_refused_in_subinterpreters_is_named():
-    with ServeProcess("refused_app:app", "--port", "0", "--workers", "2") as proc:
+    args = ("refused_app:app", "--port", "0", "--workers", "2", "--isolation", "interpreters")
+    with ServeProcess(*args) as proc:
         assert proc.wait() == 3
     assert "imports _testsinglephase" in proc.output
     assert "cannot be loaded in a subinterpreter" in proc.output
     assert "restarting" not in proc.output
+
+
+def test_auto_serves_an_app_that_subinterpreters_refuse_elsewhere():
+    """``_testsinglephase`` refuses subinterpreters (it supports free threading):
+    auto picks threads on a free-threaded build, processes elsewhere, and says why."""
+    mode = "threads" if FREE_THREADED else "processes"
+    with ServeProcess("refused_app:app", "--port", "0", "--workers", "2") as proc:
+        proc.wait_serving()
+        line = proc.wait_for(rf"isolation: {mode} \(.*\)")[0].group(0)
+        assert "_testsinglephase cannot be loaded in a subinterpreter" in line
+        assert proc.wait_for(rf"serving refused_app:app .* with 2 workers \({mode} ")
+        pids = {int(proc.get("/")[1].split()[1]) for _ in range(40)}
+        if mode == "threads":
+            assert pids == {proc.proc.pid}  # answered by threads of the one process
+        else:
+            assert proc.proc.pid not in pids
+        assert proc.stop() == 0
+
+
+@unsafe_python
+def test_auto_keeps_subinterpreters_for_an_app_that_allows_them():
+    with ServeProcess("asgi_app:app", "--port", "0", "--workers", "2") as proc:
+        proc.wait_serving()
+        line = proc.wait_for(r"isolation: interpreters \(.*\)")[0].group(0)
+        assert "asgi_app:app imports in a subinterpreter" in line
+        assert len(_ids(proc, 2)) == 2
+        assert proc.stop() == 0
+
+
+@pytest.mark.skipif(FREE_THREADED, reason="builds with a GIL only")
+def test_threads_need_a_free_threaded_build():
+    with ServeProcess("asgi_app:app", "--port", "0", "--isolation", "threads") as proc:
+        assert proc.wait() == 1
+    assert "--isolation threads needs a free-threaded Python" in proc.output
 
 
 @unsafe_python

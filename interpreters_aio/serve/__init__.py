@@ -53,8 +53,9 @@ def prepare(app: str | ServeConfig, **options: Any) -> Any:
 
     Raises:
         ConfigError: an option has an unusable value.
-        ServeError: this Python cannot serve (3.12.0-3.12.3), the app does not
-            import, or uvicorn is missing for an ASGI app.
+        ServeError: this Python cannot serve in interpreters (3.12.0-3.12.3),
+            the app does not import, uvicorn is missing for an ASGI app, or
+            ``isolation="threads"`` was asked on a build with a GIL.
     """
     from . import preflight, supervisor
 
@@ -67,14 +68,30 @@ def prepare(app: str | ServeConfig, **options: Any) -> Any:
 
     logs.configure_supervisor(config.log_level)
     supervisor.check_running_in_main_interpreter()
-    preflight.check_python()
+    if config.isolation == "threads":
+        _choose(config, refused=None)  # refused at once on a build with a GIL
     preflight.apply_environment(config)
     loaded = preflight.import_app(config)
     kind = preflight.kind_of(config, loaded)
     if kind == "asgi":
         preflight.import_server(config)
+    refused = preflight.refusing_module(config) if config.isolation == "auto" else None
+    choice = _choose(config, refused)
+    if choice.isolation.name == "interpreters":
+        preflight.check_python()
     config = config.with_defaults(http_app=kind == "asgi")
-    return supervisor.Supervisor(config, kind=kind)
+    return supervisor.Supervisor(
+        config, kind=kind, isolation=choice.isolation, reason=choice.reason
+    )
+
+
+def _choose(config: ServeConfig, refused: str | None) -> Any:
+    from . import isolation
+
+    try:
+        return isolation.choose(config.isolation, config.app, refused)
+    except ValueError as exc:
+        raise ServeError(str(exc)) from None
 
 
 async def serve(app: str | ServeConfig, **options: Any) -> None:

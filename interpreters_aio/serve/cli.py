@@ -25,13 +25,18 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m interpreters_aio serve",
         description="Run an ASGI app, or an asyncio app (async def main(ctx)), as N copies in "
-        "N subinterpreters of one process (uvicorn's options where they mean the same).",
+        "N subinterpreters of one process, or on threads or processes where the app's C "
+        "extensions refuse subinterpreters (uvicorn's options where they mean the same).",
     )
     bool_opt = argparse.BooleanOptionalAction
     add = parser.add_argument
     add("app", metavar="MODULE:APP", help='the app, e.g. "main:app" or "pkg.service:main"')
     add("--workers", type=int, default=None,
-        help="worker interpreters (default: $WEB_CONCURRENCY, else the CPU count)")
+        help="workers (default: $WEB_CONCURRENCY, else the CPU count)")
+    add("--isolation", choices=["auto", "interpreters", "threads", "processes"], default="auto",
+        help="where workers run: subinterpreters of one process, threads of one process "
+        "(free-threaded Python only) or child processes; auto (default): interpreters if the "
+        "app's imports load in one, else threads on a free-threaded build, else processes")
     add("--host", default=None, help="bind to this address (default for ASGI apps: 127.0.0.1)")
     add("--port", type=int, default=None, help="bind to this port (default for ASGI apps: 8000)")
     add("--uds", default=None, help="bind to this unix domain socket")

@@ -17,6 +17,7 @@ from typing import Any, Literal
 Interface = Literal["auto", "asgi3", "asgi2", "asyncio"]
 HttpImpl = Literal["auto", "rust", "h11"]
 Lifespan = Literal["auto", "on", "off"]
+IsolationMode = Literal["auto", "interpreters", "threads", "processes"]
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
@@ -84,17 +85,21 @@ def read_env_file(path: str) -> dict[str, str]:
 
 @dataclasses.dataclass(frozen=True)
 class ServeConfig:
-    """Everything ``serve`` needs to run an app in N worker interpreters.
+    """Everything ``serve`` needs to run an app in N workers.
 
     Args mirror ``uvicorn.Config`` where the name is the same; the ones
     beyond it: ``interface="asyncio"`` (an ``async def main(ctx)`` app, see
     :class:`~interpreters_aio.serve.Context`), ``http="rust"`` (our HTTP/1.1
     protocol; ``"h11"`` is uvicorn's pure-Python one; ``"auto"`` picks ours
-    when the extension has it), ``heartbeat_interval`` and the restart policy.
+    when the extension has it), ``isolation`` (where workers run:
+    ``"interpreters"``, ``"threads"`` on a free-threaded build, ``"processes"``,
+    or ``"auto"`` to pick the first the app allows), ``heartbeat_interval``
+    and the restart policy.
     """
 
     app: str
     workers: int = 1
+    isolation: IsolationMode = "auto"
     host: str | None = None
     port: int | None = None
     uds: str | None = None
@@ -134,6 +139,10 @@ class ServeConfig:
             raise ConfigError(f"--log-level {self.log_level!r}: one of {', '.join(LOG_LEVELS)}")
         if self.interface not in ("auto", "asgi3", "asgi2", "asyncio"):
             raise ConfigError(f"--interface {self.interface!r}: auto, asgi3, asgi2 or asyncio")
+        if self.isolation not in ("auto", "interpreters", "threads", "processes"):
+            raise ConfigError(
+                f"--isolation {self.isolation!r}: auto, interpreters, threads or processes"
+            )
         if self.http not in ("auto", "rust", "h11"):
             raise ConfigError(f"--http {self.http!r}: auto, rust or h11")
         if self.lifespan not in ("auto", "on", "off"):

@@ -19,6 +19,7 @@ import http
 import io
 import logging
 import sys
+import threading
 from typing import Any
 
 STDOUT = 1
@@ -118,15 +119,25 @@ class _LineWriter(io.TextIOBase):
         super().close()
 
 
-def install(queue: Any, tag: str, level: str, access_log: bool) -> list[_LineWriter]:
-    """Routes this interpreter's logging and stdio to ``queue``; returns the writers to close."""
+def install(
+    queue: Any, tag: str, level: str, access_log: bool, *, per_thread: bool = False
+) -> list[_LineWriter]:
+    """Routes this interpreter's logging and stdio to ``queue``; returns the writers to close.
+
+    With ``per_thread`` (workers on threads of one interpreter, which share
+    ``logging`` and ``sys.stdout``), only this thread's records and prints go to
+    ``queue``, through the router that :func:`route_threads` installed.
+    """
     logging.addLevelName(TRACE, "TRACE")
     sink = _QueueSink(queue, tag)
     handler = _QueueHandler(sink, tag)
     root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
+    if per_thread:
+        _thread_route.handler = handler
+    else:
+        for old in list(root.handlers):
+            root.removeHandler(old)
+        root.addHandler(handler)
     root.setLevel(LEVELS[level])
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi"):
         logger = logging.getLogger(name)
@@ -136,15 +147,91 @@ def install(queue: Any, tag: str, level: str, access_log: bool) -> list[_LineWri
     access = logging.getLogger("uvicorn.access")
     access.disabled = not access_log
     writers = [_LineWriter(sink, STDOUT, tag), _LineWriter(sink, STDERR, tag)]
-    sys.stdout, sys.stderr = writers  # type: ignore[assignment]
+    if per_thread:
+        _thread_route.writers = writers
+    else:
+        sys.stdout, sys.stderr = writers  # type: ignore[assignment]
     return writers
 
 
-def uninstall(writers: list[_LineWriter]) -> None:
+def uninstall(writers: list[_LineWriter], *, per_thread: bool = False) -> None:
     """Sends the last partial lines and restores the interpreter's own stdio."""
     for writer in writers:
         writer.close()
-    sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+    if per_thread:
+        _thread_route.__dict__.clear()
+    else:
+        sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+
+
+# Workers on threads of one interpreter: one router for logging and stdio,
+# which sends what a worker thread logs or prints to that worker's queue and
+# everything else where it went before.
+
+_thread_route = threading.local()  # .handler and .writers, on a worker's thread
+_routed: list[Any] = []  # what route_threads() replaced, for unroute_threads()
+
+
+class _ThreadRouter(logging.Handler):
+    def __init__(self, fallback: list[logging.Handler]) -> None:
+        super().__init__()
+        self._fallback = fallback or [logging.lastResort]
+
+    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+        handler = getattr(_thread_route, "handler", None)
+        if handler is not None:
+            return bool(handler.handle(record))
+        for other in self._fallback:
+            if other is not None and record.levelno >= other.level:
+                other.handle(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:  # pragma: no cover (handle() routes)
+        self.handle(record)
+
+
+class _ThreadStream(io.TextIOBase):
+    """``sys.stdout``/``sys.stderr`` for threads: a worker thread's writer, else the original."""
+
+    def __init__(self, original: Any, index: int) -> None:
+        self._original = original
+        self._index = index
+
+    def writable(self) -> bool:
+        return True
+
+    def _target(self) -> Any:
+        writers = getattr(_thread_route, "writers", None)
+        return writers[self._index] if writers is not None else self._original
+
+    def write(self, text: str) -> int:
+        return self._target().write(text)
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    def fileno(self) -> int:
+        return self._original.fileno()
+
+
+def route_threads() -> None:
+    """Installs the per-thread router (once, before the first worker thread starts)."""
+    if _routed:
+        return
+    root = logging.getLogger()
+    _routed.extend([list(root.handlers), sys.stdout, sys.stderr])
+    root.handlers[:] = [_ThreadRouter(list(root.handlers))]
+    sys.stdout = _ThreadStream(sys.stdout, 0)  # type: ignore[assignment]
+    sys.stderr = _ThreadStream(sys.stderr, 1)  # type: ignore[assignment]
+
+
+def unroute_threads() -> None:
+    """Puts back what :func:`route_threads` replaced."""
+    if not _routed:
+        return
+    handlers, sys.stdout, sys.stderr = _routed
+    logging.getLogger().handlers[:] = handlers
+    _routed.clear()
 
 
 class _LevelPrefix(logging.Filter):

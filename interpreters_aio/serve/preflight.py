@@ -15,8 +15,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import re
 import sys
 import traceback
 from typing import Any
@@ -71,6 +73,28 @@ def import_app(config: ServeConfig) -> Any:
             )
         obj = getattr(obj, part)
     return obj
+
+
+def refusing_module(config: ServeConfig) -> str | None:
+    """Imports the app in a fresh subinterpreter: the module that refused to
+    load there (CPython's "does not support loading in subinterpreters"), or
+    ``None``. Any other import failure is left for the workers to report.
+    Called after :func:`import_app`, so what the app imports is imported here
+    first (CPython 3.13.0 crashes otherwise)."""
+    from .. import ExecutionFailed, create
+
+    probe = create(daemon_threads=True)
+    try:
+        probe.exec(f"import importlib\nimportlib.import_module({config.module!r})")
+    except ExecutionFailed as exc:
+        if exc.excinfo.type.__name__ == "ImportError" and "subinterpreter" in str(exc.excinfo.msg):
+            named = re.search(r"module (\S+) does not support", str(exc.excinfo.msg))
+            return named.group(1) if named else "a C extension module"
+        return None
+    finally:
+        with contextlib.suppress(Exception):  # a thread the import left running
+            probe.close()
+    return None
 
 
 def kind_of(config: ServeConfig, app: Any) -> str:

@@ -1,12 +1,15 @@
-"""The supervisor: N worker interpreters of one app, in the main interpreter.
+"""The supervisor: N workers of one app, run from the main interpreter.
 
 It is itself an asyncio program on this package's async layer, shaped after
 uvicorn's ``supervisors/multiprocess.py`` and gunicorn's arbiter, with
 threads of one process where they have processes:
 
 * sockets are bound once, here (:mod:`.sockets`), and handed out by number;
-* each worker is a fresh interpreter running :func:`.worker.worker_main` on a
-  thread of its own (``AsyncInterpreter.call``), with its own event loop;
+* each worker runs :func:`.worker.worker_main` with its own event loop, in a
+  fresh interpreter on a thread of its own, on a thread of this interpreter
+  (free-threaded builds) or in a child process: the isolation modes of
+  :mod:`.isolation`, all behind one small interface, so nothing below
+  branches on the mode;
 * workers talk back over one events queue (ready, heartbeat, exit, app
   messages) and one log queue; each has a control queue (stop, force,
   messages);
@@ -18,9 +21,9 @@ threads of one process where they have processes:
   not start ends the whole server with exit code 3 at start-up (as uvicorn),
   and aborts a rolling restart later (the old worker keeps serving).
 
-What a thread cannot give: a crash in C takes every worker down (one
-process), and a worker stuck in C code cannot be interrupted; it is
-reported, abandoned and replaced.
+What interpreters and threads cannot give: a crash in C takes every worker
+down (one process), and a worker stuck in C code cannot be interrupted; it is
+reported, abandoned and replaced (a process is killed).
 """
 
 from __future__ import annotations
@@ -34,9 +37,10 @@ import threading
 import time
 from typing import Any
 
-from .. import _core, aio, create_queue
+from .. import _core, create_queue
 from . import logs, worker
 from .config import STARTUP_FAILURE, ServeConfig
+from .isolation import Isolation, Runner, WorkerCall
 from .preflight import ServeError
 from .sockets import Listeners
 
@@ -52,12 +56,12 @@ FORCE_GRACE = 5.0
 
 
 class _Worker:
-    """The supervisor's record of one worker interpreter."""
+    """The supervisor's record of one worker."""
 
     def __init__(self, slot: int, key: int) -> None:
         self.slot = slot
         self.key = key
-        self.interp: aio.AsyncInterpreter | None = None
+        self.runner: Runner | None = None
         self.ctl = create_queue()
         self.task: asyncio.Task[None] | None = None
         self.ready = asyncio.get_running_loop().create_future()
@@ -72,12 +76,12 @@ class _Worker:
             self.ctl.put_nowait(message)
 
     def __repr__(self) -> str:
-        interp = self.interp.id if self.interp is not None else "-"
-        return f"worker {self.slot} (interpreter {interp})"
+        return f"worker {self.slot} ({self.runner.label if self.runner is not None else '-'})"
 
 
 class Supervisor:
-    """Runs ``config.workers`` copies of an app, each in its own interpreter.
+    """Runs ``config.workers`` copies of an app, each in its own interpreter (or
+    thread, or process: ``isolation``, default interpreters).
 
     Use :meth:`run` (blocking until the server stops) from async code, or
     :func:`interpreters_aio.serve.run` from blocking code. While it runs:
@@ -85,9 +89,23 @@ class Supervisor:
     :meth:`recv` control it from the same event loop.
     """
 
-    def __init__(self, config: ServeConfig, *, kind: str, handle_signals: bool = True) -> None:
+    def __init__(
+        self,
+        config: ServeConfig,
+        *,
+        kind: str,
+        handle_signals: bool = True,
+        isolation: Isolation | None = None,
+        reason: str = "",
+    ) -> None:
+        if isolation is None:
+            from .isolation.interpreters import Interpreters
+
+            isolation = Interpreters()
         self.config = config
         self.kind = kind
+        self.isolation = isolation
+        self._isolation_reason = reason
         self._handle_signals = handle_signals
         self._workers: dict[int, _Worker] = {}  # slot -> current worker
         self._live: dict[int, _Worker] = {}  # key -> every worker not yet exited
@@ -112,8 +130,9 @@ class Supervisor:
 
     @property
     def workers(self) -> list[int]:
-        """The interpreter ids of the current workers, by slot."""
-        return [w.interp.id for _, w in sorted(self._workers.items()) if w.interp is not None]
+        """The current workers by slot: their interpreter ids (thread ids, process ids)."""
+        idents = (w.runner.ident for _, w in sorted(self._workers.items()) if w.runner is not None)
+        return [ident for ident in idents if ident is not None]
 
     async def wait_ready(self) -> None:
         """Returns once every worker has started (or the server stopped)."""
@@ -178,6 +197,9 @@ class Supervisor:
         ]
         signals = self._install_signals(loop)
         watchdog = loop.create_task(self._watchdog())
+        if self._isolation_reason:
+            logger.info("isolation: %s (%s)", self.isolation.name, self._isolation_reason)
+        self.isolation.start()
         cancelled: asyncio.CancelledError | None = None
         try:
             try:
@@ -186,10 +208,11 @@ class Supervisor:
                 await self._startup()
                 if not self._stopping.is_set():
                     logger.info(
-                        "serving %s on %s with %d workers (interpreters %s; Press CTRL+C to quit)",
+                        "serving %s on %s with %d workers (%s %s; Press CTRL+C to quit)",
                         self.config.app,
                         self._listeners.address,
                         len(self._workers),
+                        self.isolation.plural,
                         ", ".join(map(str, self.workers)),
                     )
                 await self._stopping.wait()
@@ -212,6 +235,7 @@ class Supervisor:
             self._logs.close()
             await asyncio.gather(*pumps, return_exceptions=True)
             self._listeners.close()
+            self.isolation.stop()
         return self._exit_code
 
     async def _startup(self) -> None:
@@ -241,14 +265,11 @@ class Supervisor:
         assert self._listeners is not None
         kind, detail = worker.CRASHED, "the worker ended without a report"
         try:
-            # Daemon threads allowed: asgiref (Django) starts one per request
-            # to join its executor; closing the worker waits for them.
-            w.interp = await aio.create(daemon_threads=True)
+            w.runner = self.isolation.runner()
             fds = self._listeners.fds_for(w.key)
-            await w.interp.call(
-                worker.worker_main, self.config.to_wire(), w.slot, w.key, fds,
-                w.ctl, self._events, self._logs,
-            )
+            await w.runner.run(WorkerCall(
+                self.config.to_wire(), w.slot, w.key, fds, w.ctl, self._events, self._logs,
+            ))
         except BaseException as exc:  # ExecutionFailed: worker_main itself failed
             detail = f"{type(exc).__name__}: {exc}"
             if isinstance(exc, asyncio.CancelledError):
@@ -262,9 +283,9 @@ class Supervisor:
                 kind, detail = w.exited.result()
             self._listeners.release(w.key)
             w.ctl.close()
-            if w.interp is not None:
+            if w.runner is not None:
                 with contextlib.suppress(Exception):
-                    await w.interp.close()
+                    await w.runner.close()
             self._live.pop(w.key, None)
             if not w.ready.done():
                 w.ready.set_result(False)
@@ -355,11 +376,12 @@ class Supervisor:
                         del self._workers[w.slot]
                         if not self._stopping.is_set():
                             self._start(w.slot)
-                    if w.interp is not None:
-                        _core.interrupt(w.interp.id)
+                    if w.runner is not None:
+                        w.runner.interrupt()
 
     async def _rolling_restart(self) -> None:
         logger.info("reloading: replacing %d workers one at a time", len(self._workers))
+        self.isolation.before_reload(self.config.app_dir)
         for slot in sorted(self._workers):
             old = self._workers.get(slot)
             if old is None:
@@ -395,8 +417,8 @@ class Supervisor:
                 for w in list(self._live.values()):
                     # A responsive worker ends its forced stop by itself; an
                     # interrupt would only put a traceback in its log.
-                    if w.interp is not None and (w.unresponsive or waited > FORCE_INTERRUPT_AFTER):
-                        _core.interrupt(w.interp.id)
+                    if w.runner is not None and (w.unresponsive or waited > FORCE_INTERRUPT_AFTER):
+                        w.runner.interrupt()
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[int]:
         if not self._handle_signals or threading.current_thread() is not threading.main_thread():

@@ -371,17 +371,26 @@ def worker_main(
     ctl: Any,
     events: Any,
     log_queue: Any,
+    *,
+    shared_interpreter: bool = False,
+    loop_factory: Any = None,
 ) -> None:
-    """Entry point in a worker interpreter; returns when the worker is done.
+    """Entry point of a worker (in its interpreter, thread or process); returns when it is done.
 
     Reports exactly one ``("exit", key, kind, detail)`` event before it returns.
+    ``shared_interpreter``: other workers run in this interpreter too (on other
+    threads), so logs and prints are routed per thread. ``loop_factory``: the
+    event loop to run (uvloop's, in a process of its own), else asyncio's.
     """
     config = ServeConfig.from_wire(wire)
-    writers = logs.install(log_queue, f"[worker {slot}]", config.log_level, config.access_log)
+    writers = logs.install(
+        log_queue, f"[worker {slot}]", config.log_level, config.access_log,
+        per_thread=shared_interpreter,
+    )
     worker = _Worker(config, slot, key, fds, events)
     kind, detail = CRASHED, ""
     try:
-        kind, detail = asyncio.run(worker.run(ctl))
+        kind, detail = asyncio.run(worker.run(ctl), loop_factory=loop_factory)
     except StartupError as exc:
         kind, detail = STARTUP, str(exc)
     except KeyboardInterrupt:
@@ -394,5 +403,5 @@ def worker_main(
     except BaseException:
         kind, detail = CRASHED, traceback.format_exc()
     finally:
-        logs.uninstall(writers)
+        logs.uninstall(writers, per_thread=shared_interpreter)
         worker.emit("exit", key, kind, detail)

@@ -1,9 +1,12 @@
 """ASGI test app for tests/test_serve.py: answers with its interpreter's id."""
 
 import asyncio
+import itertools
 import os
 import sys
+import threading
 import time
+import weakref
 
 from interpreters_aio import get_current
 
@@ -20,10 +23,10 @@ async def app(scope, receive, send):
                 if os.environ.get("SERVE_TEST_FAIL_STARTUP"):
                     await send({"type": "lifespan.startup.failed", "message": "no database"})
                     return
-                print(f"lifespan startup {get_current().id}")
+                print(f"lifespan startup {_worker_id()}")
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                print(f"lifespan shutdown {get_current().id}")
+                print(f"lifespan shutdown {_worker_id()}")
                 await send({"type": "lifespan.shutdown.complete"})
                 return
     path = scope["path"]
@@ -57,9 +60,26 @@ async def app(scope, receive, send):
     await _reply(send, _identity())
 
 
+_workers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int]" = weakref.WeakKeyDictionary()
+_count = itertools.count(1)
+_lock = threading.Lock()
+
+
+def _worker_id() -> str:
+    """This worker, told apart from every other in any isolation mode: its
+    interpreter, its process and its event loop (numbered in first-use order:
+    threads of one interpreter share this module)."""
+    loop = asyncio.get_running_loop()
+    with _lock:
+        n = _workers.get(loop)
+        if n is None:
+            n = _workers[loop] = next(_count)
+    return f"{get_current().id}-{os.getpid()}-{n}"
+
+
 def _identity() -> bytes:
-    """The default body: the app's version and this worker's interpreter id."""
-    return f"{VERSION} {get_current().id}".encode()
+    """The default body: the app's version and this worker's identity."""
+    return f"{VERSION} {_worker_id()}".encode()
 
 
 async def _reply(send, body):
