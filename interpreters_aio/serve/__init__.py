@@ -69,14 +69,17 @@ def prepare(app: str | ServeConfig, **options: Any) -> Any:
     logs.configure_supervisor(config.log_level)
     supervisor.check_running_in_main_interpreter()
     if config.isolation == "threads":
-        _choose(config, refused=None)  # refused at once on a build with a GIL
+        _choose(config, None, None)  # refused at once on a build with a GIL
     preflight.apply_environment(config)
     loaded = preflight.import_app(config)
     kind = preflight.kind_of(config, loaded)
     if kind == "asgi":
         preflight.import_server(config)
-    refused = preflight.refusing_module(config) if config.isolation == "auto" else None
-    choice = _choose(config, refused)
+    unsafe = preflight.interpreters_unsafe()
+    refused = None
+    if config.isolation == "auto" and unsafe is None:
+        refused = preflight.refusing_module(config)
+    choice = _choose(config, refused, unsafe)
     if choice.isolation.name == "interpreters":
         preflight.check_python()
     config = config.with_defaults(http_app=kind == "asgi")
@@ -85,11 +88,11 @@ def prepare(app: str | ServeConfig, **options: Any) -> Any:
     )
 
 
-def _choose(config: ServeConfig, refused: str | None) -> Any:
+def _choose(config: ServeConfig, refused: str | None, unsafe: str | None) -> Any:
     from . import isolation
 
     try:
-        return isolation.choose(config.isolation, config.app, refused)
+        return isolation.choose(config.isolation, config.app, refused, unsafe)
     except ValueError as exc:
         raise ServeError(str(exc)) from None
 

@@ -35,13 +35,25 @@ class ServeError(Exception):
         self.exit_code = exit_code
 
 
-def check_python() -> None:
-    """Refuses the CPython releases that abort at exit after asyncio in a subinterpreter."""
+def interpreters_unsafe() -> str | None:
+    """Why this CPython cannot run workers in subinterpreters, or ``None``:
+    3.12.0-3.12.3 abort at exit once an event loop ran in one."""
     if sys.version_info[:2] == (3, 12) and sys.version_info < (3, 12, 4):
         version = ".".join(map(str, sys.version_info[:3]))
+        return (
+            f"CPython {version} aborts the process at exit once an event loop ran in a "
+            "subinterpreter (python/cpython#119213, fixed in 3.12.4)"
+        )
+    return None
+
+
+def check_python() -> None:
+    """Refuses workers in subinterpreters on the CPython releases that abort at exit."""
+    why = interpreters_unsafe()
+    if why is not None:
         raise ServeError(
-            f"serve needs CPython 3.12.4 or newer: {version} aborts the process at exit once an "
-            "event loop ran in a subinterpreter (python/cpython#119213, fixed in 3.12.4)"
+            f"serve needs CPython 3.12.4 or newer for --isolation interpreters: {why}; "
+            "use --isolation processes (or auto)"
         )
 
 

@@ -126,14 +126,18 @@ def make(name: str) -> Isolation:
     raise ValueError(f"unknown isolation {name!r}")
 
 
-def choose(requested: str, app: str, refused: str | None) -> Choice:
+def choose(
+    requested: str, app: str, refused: str | None, unsafe: str | None = None
+) -> Choice:
     """The isolation for ``--isolation requested``.
 
     ``refused`` is what the start-up probe found: the module that refused to
     load in a subinterpreter when the app was imported in one, or ``None``.
-    ``auto`` takes interpreters when nothing refused; otherwise threads on a
-    free-threaded build whose GIL is still off after importing the app (here,
-    in the main interpreter); otherwise processes.
+    ``unsafe`` says why this CPython cannot run event loops in subinterpreters
+    (3.12.0-3.12.3), or is ``None``. ``auto`` takes interpreters when nothing
+    refused and nothing is unsafe; otherwise threads on a free-threaded build
+    whose GIL is still off after importing the app (here, in the main
+    interpreter); otherwise processes.
 
     Raises:
         ValueError: ``threads`` asked on a build with a GIL (the message says why).
@@ -149,6 +153,8 @@ def choose(requested: str, app: str, refused: str | None) -> Choice:
         if requested == "threads" and gil_enabled():
             reason += "; WARNING: importing the app turned the GIL on, so threads take turns"
         return Choice(make(requested), reason)
+    if unsafe is not None:
+        return Choice(make("processes"), unsafe)
     if refused is None:
         return Choice(make("interpreters"), f"{app} imports in a subinterpreter")
     why = f"{refused} cannot be loaded in a subinterpreter"
