@@ -100,9 +100,14 @@ def main(argv: list[str] | None = None) -> int:
         from interpreters_aio.serve.cli import main as serve_main
 
         return serve_main(argv[1:])
+    if argv[:1] == ["check"]:
+        from interpreters_aio.serve.check import main as check_main
+
+        return check_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m interpreters_aio", description=__doc__,
                                      epilog="python -m interpreters_aio serve --help: run an "
-                                     "ASGI or asyncio app in N subinterpreters.",
+                                     "ASGI or asyncio app in N subinterpreters; "
+                                     "python -m interpreters_aio check MODULE:APP: can it?",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
                         help="threads / interpreters / processes (default: CPU count)")
