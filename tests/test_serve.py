@@ -415,6 +415,19 @@ def test_fastapi_pydantic_sqlalchemy_app_by_default(tmp_path: Path):
     assert "Traceback" not in proc.output, proc.output
 
 
+@unsafe_python
+def test_a_module_the_app_silently_does_without_is_named_at_start_up():
+    """An optional speed-up refused in subinterpreters (websockets', Falcon's):
+    the app runs there without it, and serve says so once, at start-up."""
+    with ServeProcess("fallback_app:app", "--port", "0", "--workers", "1") as proc:
+        proc.wait_serving()
+        assert proc.wait_for(r"isolation: interpreters \(fallback_app:app imports")
+        warning = proc.wait_for(r"WARNING: .*_testsinglephase cannot be loaded.*")[0].group(0)
+        assert "runs without it" in warning and "--isolation threads or processes" in warning
+        assert proc.get("/") == (200, "fallback")
+        assert proc.stop() == 0
+
+
 @pytest.mark.skipif(FREE_THREADED, reason="builds with a GIL only")
 def test_threads_need_a_free_threaded_build():
     with ServeProcess("asgi_app:app", "--port", "0", "--isolation", "threads") as proc:
@@ -583,6 +596,7 @@ def test_serves_the_starlette_example():
     examples = Path(__file__).resolve().parent.parent / "examples"
     with ServeProcess("starlette_app:app", "--workers", "2", "--port", "0", app_dir=examples) as p:
         p.wait_serving()
+        assert p.wait_for(r"isolation: interpreters \(starlette_app:app imports in a subinterp")
         seen = set()
         for _ in range(300):
             status, body = p.get("/")

@@ -76,15 +76,22 @@ def prepare(app: str | ServeConfig, **options: Any) -> Any:
     if kind == "asgi":
         preflight.import_server(config)
     unsafe = preflight.interpreters_unsafe()
-    refused = None
-    if config.isolation == "auto" and unsafe is None:
-        refused = preflight.refusing_module(config)
-    choice = _choose(config, refused, unsafe)
+    refusals = None
+    if config.isolation in ("auto", "interpreters") and unsafe is None:
+        refusals = preflight.probe_subinterpreter(config.module)
+    decisive = refusals.decisive if config.isolation == "auto" and refusals else None
+    choice = _choose(config, decisive, unsafe)
+    warnings = []
     if choice.isolation.name == "interpreters":
         preflight.check_python()
+        for name in refusals.fallbacks if refusals else []:
+            warnings.append(
+                f"{name} cannot be loaded in a subinterpreter: the app runs without it "
+                "(a slower fallback, most likely); --isolation threads or processes would load it"
+            )
     config = config.with_defaults(http_app=kind == "asgi")
     return supervisor.Supervisor(
-        config, kind=kind, isolation=choice.isolation, reason=choice.reason
+        config, kind=kind, isolation=choice.isolation, reason=choice.reason, warnings=warnings
     )
 
 

@@ -24,37 +24,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 from typing import Any
 
 from .config import ConfigError, parse_app_path
-
-# Runs in the probe subinterpreter: watches CPython's extension loader for
-# refusals, then imports the app. `refused` and `failure` are read back.
-_PROBE = """
-import _imp, importlib, traceback
-refused = []
-_create = _imp.create_dynamic
-
-def _watched(spec, *args):
-    try:
-        return _create(spec, *args)
-    except ImportError as exc:
-        if "subinterpreter" in str(exc):
-            refused.append(spec.name)
-        raise
-
-_imp.create_dynamic = _watched
-try:
-    importlib.import_module(MODULE)
-    failure = None
-except BaseException as exc:
-    failure = f"{type(exc).__name__}: {exc}"
-finally:
-    _imp.create_dynamic = _create
-"""
 
 
 def _distributions(modules: list[str]) -> dict[str, str]:
@@ -72,9 +46,8 @@ def _distributions(modules: list[str]) -> dict[str, str]:
 
 def probe(app: str, app_dir: str) -> dict[str, Any]:
     """In the child: imports ``app`` here, then in a subinterpreter; returns the findings."""
-    import interpreters_aio
     from interpreters_aio.serve import isolation
-    from interpreters_aio.serve.preflight import interpreters_unsafe
+    from interpreters_aio.serve.preflight import interpreters_unsafe, probe_subinterpreter
 
     module, _ = parse_app_path(app)
     sys.path.insert(0, os.path.abspath(app_dir))
@@ -92,26 +65,13 @@ def probe(app: str, app_dir: str) -> dict[str, Any]:
         report.update(refused=[], decisive=None, distributions={}, unsafe=unsafe,
                       isolation=choice.isolation.name, reason=choice.reason)
         return report
-    interp = interpreters_aio.create(daemon_threads=True)
-    try:
-        interp.prepare_main(MODULE=module)
-        interp.exec(_PROBE)
-        refused = list(interp.call(eval, "refused"))
-        failure = interp.call(eval, "failure")
-    finally:
-        try:
-            interp.close()
-        except interpreters_aio.InterpreterError:
-            pass  # a thread the import started is still in it: the process ends anyway
-    decisive = None  # the refusal the app's import failed with
-    if failure is not None and refused:
-        named = re.search(r"module (\S+) does not support", failure)
-        decisive = named.group(1) if named and named.group(1) in refused else refused[-1]
-    report["refused"] = refused
+    refusals = probe_subinterpreter(module)
+    decisive = refusals.decisive
+    report["refused"] = refusals.refused
     report["decisive"] = decisive
-    report["distributions"] = _distributions(refused)
-    if failure is not None and decisive is None:
-        report["error"] = f"the app does not import in a subinterpreter: {failure}"
+    report["distributions"] = _distributions(refusals.refused)
+    if refusals.failure is not None and decisive is None:
+        report["error"] = f"the app does not import in a subinterpreter: {refusals.failure}"
         return report
     choice = isolation.choose("auto", app, decisive)
     report["isolation"] = choice.isolation.name

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import os
 import re
@@ -87,26 +88,71 @@ def import_app(config: ServeConfig) -> Any:
     return obj
 
 
-def refusing_module(config: ServeConfig) -> str | None:
-    """Imports the app in a fresh subinterpreter: the module that refused to
-    load there (CPython's "does not support loading in subinterpreters"), or
-    ``None``. Any other import failure is left for the workers to report.
-    Called after :func:`import_app`, so what the app imports is imported here
-    first (CPython 3.13.0 crashes otherwise)."""
-    from .. import ExecutionFailed, create
+# Runs in the probe subinterpreter: watches CPython's extension loader for
+# refusals, then imports the app. `refused` and `failure` are read back.
+_PROBE = """
+import _imp, importlib
+refused = []
+_create = _imp.create_dynamic
+
+def _watched(spec, *args):
+    try:
+        return _create(spec, *args)
+    except ImportError as exc:
+        if "subinterpreter" in str(exc):
+            refused.append(spec.name)
+        raise
+
+_imp.create_dynamic = _watched
+try:
+    importlib.import_module(MODULE)
+    failure = None
+except BaseException as exc:
+    failure = f"{type(exc).__name__}: {exc}"
+finally:
+    _imp.create_dynamic = _create
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Refusals:
+    """What importing the app in a subinterpreter met: the extension modules
+    that refused to load there, and how the import ended."""
+
+    refused: list[str]
+    failure: str | None
+
+    @property
+    def decisive(self) -> str | None:
+        """The refused module the app's import failed on (``None``: it imported,
+        or failed for another reason)."""
+        if self.failure is None or not self.refused:
+            return None
+        named = re.search(r"module (\S+) does not support", self.failure)
+        return named.group(1) if named and named.group(1) in self.refused else self.refused[-1]
+
+    @property
+    def fallbacks(self) -> list[str]:
+        """Refused modules the app did without (optional speed-ups, most likely)."""
+        return [name for name in self.refused if name != self.decisive]
+
+
+def probe_subinterpreter(module: str) -> Refusals:
+    """Imports ``module`` in a fresh subinterpreter and reports the refusals.
+
+    Called after the app was imported here, so what it imports is imported in
+    the main interpreter first (CPython 3.13.0 crashes otherwise).
+    """
+    from .. import create
 
     probe = create(daemon_threads=True)
     try:
-        probe.exec(f"import importlib\nimportlib.import_module({config.module!r})")
-    except ExecutionFailed as exc:
-        if exc.excinfo.type.__name__ == "ImportError" and "subinterpreter" in str(exc.excinfo.msg):
-            named = re.search(r"module (\S+) does not support", str(exc.excinfo.msg))
-            return named.group(1) if named else "a C extension module"
-        return None
+        probe.prepare_main(MODULE=module)
+        probe.exec(_PROBE)
+        return Refusals(list(probe.call(eval, "refused")), probe.call(eval, "failure"))
     finally:
         with contextlib.suppress(Exception):  # a thread the import left running
             probe.close()
-    return None
 
 
 def kind_of(config: ServeConfig, app: Any) -> str:

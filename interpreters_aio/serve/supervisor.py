@@ -97,6 +97,7 @@ class Supervisor:
         handle_signals: bool = True,
         isolation: Isolation | None = None,
         reason: str = "",
+        warnings: list[str] | None = None,
     ) -> None:
         if isolation is None:
             from .isolation.interpreters import Interpreters
@@ -106,6 +107,7 @@ class Supervisor:
         self.kind = kind
         self.isolation = isolation
         self._isolation_reason = reason
+        self._startup_warnings = list(warnings or [])
         self._handle_signals = handle_signals
         self._workers: dict[int, _Worker] = {}  # slot -> current worker
         self._live: dict[int, _Worker] = {}  # key -> every worker not yet exited
@@ -199,6 +201,8 @@ class Supervisor:
         watchdog = loop.create_task(self._watchdog())
         if self._isolation_reason:
             logger.info("isolation: %s (%s)", self.isolation.name, self._isolation_reason)
+        for warning in self._startup_warnings:
+            logger.warning("%s", warning)
         self.isolation.start()
         cancelled: asyncio.CancelledError | None = None
         try:
