@@ -99,7 +99,7 @@ def _watched(spec, *args):
     try:
         return _create(spec, *args)
     except ImportError as exc:
-        if "subinterpreter" in str(exc):
+        if "subinterpreter" in str(exc) and spec.name not in refused:
             refused.append(spec.name)
         raise
 

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from pydantic import BaseModel
 from sqlalchemy import String, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -41,8 +42,12 @@ class ItemOut(ItemIn):
 async def lifespan(app: FastAPI):
     # One engine per worker, made in its own event loop (the lifespan state).
     engine = create_async_engine(f"sqlite+aiosqlite:///{os.environ['SERVE_TEST_DB']}")
-    async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+    except OperationalError as exc:  # another worker created it at the same moment
+        if "already exists" not in str(exc):
+            raise
     yield {"sessions": async_sessionmaker(engine, expire_on_commit=False)}
     await engine.dispose()
 

@@ -9,6 +9,9 @@ greenlet, msgspec...). What they share, unlike interpreters: one ``sys.modules``
 (routed per thread to the worker's log queue, see :func:`..logs.install`). A
 rolling restart (SIGHUP) first makes the app's modules be imported anew.
 
+Each worker runs uvloop where it is installed and keeps the GIL off (asked
+once, in a child process: uvloop 0.23 does), else asyncio's loop.
+
 A thread cannot be killed: a worker whose loop stops answering gets a
 ``KeyboardInterrupt`` raised in its thread (``PyThreadState_SetAsyncExc``, as
 an interpreter's is), which ends a loop stuck in Python code; one stuck in C
@@ -22,17 +25,36 @@ import asyncio
 import contextlib
 import ctypes
 import importlib
+import importlib.util
 import os
+import subprocess
 import sys
 import threading
+from typing import Any
 
 from .. import logs, worker
 from . import Isolation, Runner, WorkerCall
 
 
+def _uvloop_keeping_the_gil_off() -> Any:
+    """uvloop's loop factory if uvloop is installed and importing it keeps the
+    GIL off (asked in a child process: once on, the GIL stays on), else None."""
+    if importlib.util.find_spec("uvloop") is None:
+        return None
+    if "uvloop" not in sys.modules:
+        probe = "import sys, uvloop; sys.exit(1 if sys._is_gil_enabled() else 0)"
+        result = subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=60)
+        if result.returncode != 0:
+            return None
+    import uvloop
+
+    return uvloop.new_event_loop
+
+
 class ThreadRunner(Runner):
-    def __init__(self) -> None:
+    def __init__(self, loop_factory: Any = None) -> None:
         self._thread: threading.Thread | None = None
+        self._loop_factory = loop_factory
 
     @property
     def label(self) -> str:
@@ -55,7 +77,7 @@ class ThreadRunner(Runner):
             try:
                 worker.worker_main(
                     call.wire, call.slot, call.key, call.fds, call.ctl, call.events, call.logs,
-                    shared_interpreter=True,
+                    shared_interpreter=True, loop_factory=self._loop_factory,
                 )
             except BaseException as exc:  # reported to the supervisor below
                 outcome = exc
@@ -85,11 +107,15 @@ class Threads(Isolation):
     name = "threads"
     plural = "threads"
 
+    def __init__(self) -> None:
+        self._loop_factory: Any = None
+
     def runner(self) -> Runner:
-        return ThreadRunner()
+        return ThreadRunner(self._loop_factory)
 
     def start(self) -> None:
         logs.route_threads()
+        self._loop_factory = _uvloop_keeping_the_gil_off()
 
     def before_reload(self, app_dir: str) -> None:
         # Workers share sys.modules: forget the app's own modules (those under
