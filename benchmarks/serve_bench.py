@@ -30,6 +30,7 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -89,6 +90,8 @@ class Server:
     """Modules that must be importable in the servers' Python."""
     only: tuple[str, ...] = ()
     """The cases it runs in (all if empty)."""
+    unavailable: str = ""
+    """Why it cannot run on this Python at all (shown as n/a), if it cannot."""
 
 
 @dataclass(frozen=True)
@@ -177,6 +180,21 @@ SERVERS = (
         _ours("--http", "h11"),
         "uvicorn's h11 protocol in our workers",
         requires=("interpreters_aio.serve", "h11"),
+    ),
+    Server(
+        f"ours -w{WORKERS} rust, processes",
+        _ours("--http", "rust", "--isolation", "processes"),
+        "--isolation processes: a child process per worker (uvloop there where installed)",
+        requires=("interpreters_aio.serve",),
+    ),
+    Server(
+        f"ours -w{WORKERS} rust, threads",
+        _ours("--http", "rust", "--isolation", "threads"),
+        "--isolation threads: threads of one process (free-threaded builds)",
+        requires=("interpreters_aio.serve",),
+        unavailable="" if sysconfig.get_config_var("Py_GIL_DISABLED") else (
+            "needs a free-threaded build (python3.14t)"
+        ),
     ),
     Server(
         OURS_ONE,
@@ -643,9 +661,10 @@ def run(
                 for e in endpoints:
                     results[e.case].append(rows[e.case])
                 absent = [f"{m} ({missing[m]})" for m in server.requires if m in missing]
-                if absent:
+                why = server.unavailable or (absent and "cannot import " + ", ".join(absent))
+                if why:
                     for row in rows.values():
-                        row.unavailable = "cannot import " + ", ".join(absent)
+                        row.unavailable = why
                     continue
                 failed |= _run_server(
                     server, endpoints, rows, wrk, timings, script, tmp, loops, progress
