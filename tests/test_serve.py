@@ -115,9 +115,10 @@ def test_a_crashed_worker_is_replaced(isolation):
         assert proc.stop() == 0
 
 
-@unsafe_python
-def test_a_stuck_worker_is_interrupted_and_replaced():
-    args = ("asgi_app:app", "--workers", "2", "--port", "0", "--timeout-worker-healthcheck", "1.5")
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_a_stuck_worker_is_interrupted_and_replaced(isolation):
+    args = ("asgi_app:app", "--workers", "2", "--port", "0", "--timeout-worker-healthcheck", "1.5",
+            "--isolation", isolation)
     with ServeProcess(*args) as proc:
         proc.wait_serving()
         threading.Thread(target=lambda: _swallow(proc.get, "/block", 30), daemon=True).start()
@@ -260,9 +261,10 @@ def test_sigttin_and_sigttou_scale(isolation):
         assert proc.stop() == 0
 
 
-@unsafe_python
-def test_limit_max_requests_replaces_the_worker():
-    args = ("asgi_app:app", "--workers", "1", "--port", "0", "--limit-max-requests", "3")
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_limit_max_requests_replaces_the_worker(isolation):
+    args = ("asgi_app:app", "--workers", "1", "--port", "0", "--limit-max-requests", "3",
+            "--isolation", isolation)
     with ServeProcess(*args) as proc:
         proc.wait_serving()
         ids = set()
