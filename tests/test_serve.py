@@ -281,9 +281,10 @@ def test_limit_max_requests_replaces_the_worker(isolation):
         assert proc.stop() == 0
 
 
-@unsafe_python
-def test_plain_asyncio_app():
-    with ServeProcess("asyncio_app:main", "--workers", "2", "--port", "0") as proc:
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_plain_asyncio_app(isolation):
+    args = ("asyncio_app:main", "--workers", "2", "--port", "0", "--isolation", isolation)
+    with ServeProcess(*args) as proc:
         match = proc.wait_for(r"serving \S+ on http://127\.0\.0\.1:(\d+)")[0]
         port = int(match.group(1))
         proc.wait_for(r"asyncio worker \d of 2 up", count=2)
