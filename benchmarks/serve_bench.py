@@ -130,6 +130,14 @@ def _ours(*options: str, workers: int = WORKERS) -> Callable[[int], list[str]]:
     return argv
 
 
+def _granian(port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "granian", APP,
+        "--interface", "asgi", "--workers", str(WORKERS), "--host", "127.0.0.1",
+        "--port", str(port), "--working-dir", ROOT, "--log-level", "warning", "--no-access-log",
+    ]  # fmt: skip
+
+
 def _gunicorn(port: int) -> list[str]:
     return [
         sys.executable, "-m", "gunicorn", APP,
@@ -156,6 +164,12 @@ SERVERS = (
         _gunicorn,
         "uvloop+httptools, processes",
         requires=("gunicorn", "uvicorn", "uvloop", "httptools"),
+    ),
+    Server(
+        f"granian -w{WORKERS} (asgi)",
+        _granian,
+        "granian --interface asgi: Rust HTTP; processes (threads on a free-threaded build)",
+        requires=("granian",),
     ),
     Server(
         UVICORN_ONE,
