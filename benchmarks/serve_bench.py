@@ -41,9 +41,11 @@ from .registry import Case, Contender, register_section
 from .runner import CaseResult, ContenderResult, SectionResult
 from .timing import QUICK, TimingConfig
 
-WORKERS = 2
+WORKERS = int(os.environ.get("SERVE_BENCH_WORKERS", "2"))
 """Workers of every multi-worker server (this machine has 2 CPUs)."""
-WRK_THREADS = 2
+PIN = os.environ.get("SERVE_BENCH_PIN", "") not in ("", "0")
+"""Per-core figures: every server on CPU 0 and wrk on CPU 1 (``SERVE_BENCH_PIN=1``)."""
+WRK_THREADS = 1 if PIN else 2
 WRK_CONNECTIONS = 64
 CPU_SECONDS = 1e-3
 """Pure-Python work per request of the CPU-bound endpoint."""
@@ -53,7 +55,9 @@ SCALING_GOAL = 0.9
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 """The directory that holds the ``benchmarks`` package (the servers' working directory)."""
-APP = "benchmarks.serve_apps:app"
+APP = os.environ.get("SERVE_BENCH_APP", "benchmarks.serve_apps:app")
+"""The app every server serves: the plain ASGI app, or ``benchmarks.serve_fastapi:app``
+(the same endpoints in FastAPI) with ``SERVE_BENCH_APP``."""
 BASELINE_SERVER = f"uvicorn -w{WORKERS} (uvloop+httptools)"
 OURS_DEFAULT = f"ours -w{WORKERS} rust (default)"
 OURS_REUSE_PORT = f"ours -w{WORKERS} rust --reuse-port"
@@ -180,7 +184,8 @@ SERVERS = (
     Server(
         OURS_DEFAULT,
         _ours("--http", "rust"),
-        "interpreters, one process, one shared socket",
+        "--isolation auto: interpreters (one process) where the app allows them, "
+        "else threads (3.14t) or processes; one shared socket",
         requires=("interpreters_aio.serve",),
     ),
     Server(
@@ -375,7 +380,7 @@ def running(
     problems: list[str] = []
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            server.argv(port),
+            [*_pinned(0), *server.argv(port)],
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -409,10 +414,15 @@ def running(
         proc.wait()
 
 
+def _pinned(cpu: int) -> list[str]:
+    """A ``taskset`` prefix that runs a command on ``cpu`` when pinning (``SERVE_BENCH_PIN``)."""
+    return ["taskset", "-c", str(cpu)] if PIN else []
+
+
 def _wrk(
     wrk: str, port: int, endpoint: Endpoint, seconds: int, script: str, latency: bool = True
 ) -> str:
-    command = [wrk, f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s"]
+    command = [*_pinned(1), wrk, f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s"]
     if latency:
         command.append("--latency")
     if endpoint.post:
@@ -769,7 +779,10 @@ def _run_server(
     return False
 
 
-_DESCRIPTION = f"HTTP servers with {WORKERS} workers under wrk, the same plain ASGI app"
+_DESCRIPTION = (
+    f"HTTP servers with {WORKERS} workers under wrk, the same ASGI app ({APP})"
+    + (", server on CPU 0 and wrk on CPU 1 (per core)" if PIN else "")
+)
 
 
 @register_section("serve", _DESCRIPTION, run=run)
