@@ -31,7 +31,10 @@ def refused(data: bytes, status: int) -> None:
 
 CASES = {
     "no version": (b"GET /\r\n\r\n", 400),
-    "bad version": (b"GET / HTTP/2.0\r\n" + H + b"\r\n", 400),
+    "bad version": (b"GET / HTTP/1.x\r\n" + H + b"\r\n", 400),
+    "http/2.0": (b"GET / HTTP/2.0\r\n" + H + b"\r\n", 505),
+    "http/1.2": (b"GET / HTTP/1.2\r\n" + H + b"\r\n", 505),
+    "connect": (b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 501),
     "garbage": (b"\x00\x01\x02\r\n\r\n", 400),
     "bad method": (b"G(T / HTTP/1.1\r\n" + H + b"\r\n", 400),
     "non-ascii target": (b"GET /\xe2\x82\xac HTTP/1.1\r\n" + H + b"\r\n", 400),
@@ -80,6 +83,9 @@ CHUNK_CASES = {
     "bare lf": CHUNKED + b"3\nabc\r\n0\r\n\r\n",
     "no crlf after data": CHUNKED + b"3\r\nabcXX0\r\n\r\n",
     "space before size": CHUNKED + b" 3\r\nabc\r\n0\r\n\r\n",
+    "bare lf ends the body": CHUNKED + b"3\r\nabc\r\n0\r\n\n",
+    "bare lf in a trailer": CHUNKED + b"3\r\nabc\r\n0\r\nx-t: 1\n\r\n",
+    "long extension in one read": CHUNKED + b"3;" + b"e" * 8192 + b"\r\nabc\r\n0\r\n\r\n",
 }
 
 

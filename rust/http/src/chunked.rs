@@ -72,6 +72,8 @@ impl Chunked {
                     }
                     Ok(Step::Partial(0))
                 }
+                // The same limit whether the line came in one read or many.
+                Some((used, _)) if used > MAX_SIZE_LINE => Err(HttpError::bad("Chunk size line too long")),
                 Some((used, 0)) => {
                     *self = Chunked::Trailers;
                     Ok(Step::Data(used, &[]))
@@ -85,7 +87,14 @@ impl Chunked {
                 if input.starts_with(b"\r\n") {
                     return Ok(Step::Done(2));
                 }
-                if input.len() < 2 && input != b"\n" {
+                // httparse takes a bare LF as a line end; framing here does not.
+                // The input always starts at the trailer section, so every LF
+                // in it has its predecessor here: the check does not depend
+                // on how the bytes were split into reads.
+                if input.iter().enumerate().any(|(i, &b)| b == b'\n' && (i == 0 || input[i - 1] != b'\r')) {
+                    return Err(HttpError::bad("Bare LF in chunked trailer section"));
+                }
+                if input.len() < 2 {
                     return Ok(Step::Partial(0));
                 }
                 let mut headers = [httparse::EMPTY_HEADER; 32];
@@ -192,6 +201,53 @@ mod tests {
             let (body, used) = decode_all(input, step).unwrap();
             assert_eq!(body, b"hello!0123456789", "step {step}");
             assert_eq!(&input[used..], b"NEXT");
+        }
+    }
+
+    #[test]
+    fn bare_lf_never_ends_the_body_or_a_trailer() {
+        for input in [&b"0\r\n\n"[..], b"0\r\nx-t: 1\n\r\n", b"0\r\nx-t: 1\r\n\n"] {
+            for step in 1..=input.len() {
+                assert!(decode_all(input, step).is_err(), "{input:?} in steps of {step}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_long_size_line_is_refused_however_it_arrives() {
+        let ext = "a".repeat(2 * MAX_SIZE_LINE);
+        let input = format!("5;{ext}\r\nhello\r\n0\r\n\r\n");
+        for step in [1, 1000, input.len()] {
+            let err = decode_all(input.as_bytes(), step).unwrap_err();
+            assert_eq!(err.reason, "Chunk size line too long", "steps of {step}");
+        }
+        // Just under the limit is fine, in one read or many.
+        let ext = "a".repeat(MAX_SIZE_LINE - 6);
+        let input = format!("1;{ext}\r\n!\r\n0\r\n\r\n");
+        for step in [1, 1000, input.len()] {
+            assert_eq!(decode_all(input.as_bytes(), step).unwrap().0, b"!");
+        }
+    }
+
+    #[test]
+    fn whole_or_split_input_gives_the_same_outcome() {
+        let cases: [&[u8]; 6] = [
+            b"5\r\nhello\r\n0\r\n\r\n",
+            b"5\r\nhello\n0\r\n\r\n",
+            b"5\nhello\r\n0\r\n\r\n",
+            b"0\r\nx: 1\r\ny: 2\r\n\r\n",
+            b"0\r\nbad header\r\n\r\n",
+            b"g\r\n",
+        ];
+        for input in cases {
+            let whole = decode_all(input, input.len()).map(|(body, _)| body);
+            for step in 1..input.len() {
+                let split = decode_all(input, step).map(|(body, _)| body);
+                assert_eq!(whole.is_ok(), split.is_ok(), "{input:?} in steps of {step}");
+                if let (Ok(a), Ok(b)) = (&whole, &split) {
+                    assert_eq!(a, b);
+                }
+            }
         }
     }
 

@@ -1,5 +1,5 @@
 //! Why a request was refused: the HTTP status to answer with (400, 413,
-//! 431, 501) and a short reason for the log and the response body.
+//! 431, 501, 505) and a short reason for the log and the response body.
 
 use std::fmt;
 
@@ -32,3 +32,7 @@ pub(crate) const HEAD_TOO_LARGE: HttpError =
 pub(crate) const TOO_MANY_HEADERS: HttpError = HttpError { status: 431, reason: "Too many request headers" };
 pub(crate) const UNSUPPORTED_CODING: HttpError =
     HttpError { status: 501, reason: "Unsupported Transfer-Encoding" };
+pub(crate) const CONNECT_NOT_SUPPORTED: HttpError =
+    HttpError { status: 501, reason: "CONNECT is not supported" };
+pub(crate) const VERSION_NOT_SUPPORTED: HttpError =
+    HttpError { status: 505, reason: "HTTP version not supported" };

@@ -283,6 +283,9 @@ impl Parser {
             Ok(httparse::Status::Complete(used)) => used,
             Ok(httparse::Status::Partial) => return Ok(Ok(None)),
             Err(httparse::Error::TooManyHeaders) => return Ok(Err(error::TOO_MANY_HEADERS)),
+            Err(httparse::Error::Version) if names_another_version(input) => {
+                return Ok(Err(error::VERSION_NOT_SUPPORTED))
+            }
             Err(_) => return Ok(Err(HttpError::bad("Invalid HTTP request"))),
         };
         if used > self.limits.max_head {
@@ -306,6 +309,16 @@ impl Parser {
         }
         Ok(Ok(Some(used)))
     }
+}
+
+/// Whether the request line ends in a well-formed version other than 1.0
+/// and 1.1 (`HTTP/2.0`, `HTTP/1.2`): answered 505, where a malformed one is 400.
+fn names_another_version(input: &[u8]) -> bool {
+    let line = input.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
+    matches!(version, [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+        if major.is_ascii_digit() && minor.is_ascii_digit())
 }
 
 /// Whether `data` holds the blank line that ends a head (LF CRLF or LF LF).
@@ -338,6 +351,12 @@ fn check_head<'h, 'b: 'h>(req: httparse::Request<'h, 'b>) -> Result<Head<'h>, Ht
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(HttpError::bad("Invalid HTTP request"));
     };
+    if method == "CONNECT" {
+        // A tunnel (RFC 9110 section 9.3.6), which an ASGI app cannot be: refused
+        // as httptools does, rather than served as a request whose connection
+        // then stays in HTTP mode.
+        return Err(error::CONNECT_NOT_SUPPORTED);
+    }
     let target = target.as_bytes();
     // httparse allows bytes >= 0x80 in the target; RFC 9112 does not.
     if target.iter().any(|&b| !(0x21..=0x7e).contains(&b)) {

@@ -158,9 +158,8 @@ fn smuggling_is_refused() {
 
 #[test]
 fn malformed_heads_are_refused() {
-    let cases: [&[u8]; 9] = [
+    let cases: [&[u8]; 8] = [
         b"GET\r\n\r\n",
-        b"GET / HTTP/2.0\r\nHost: h\r\n\r\n",
         b"G(T / HTTP/1.1\r\nHost: h\r\n\r\n",
         b"GET /\xff HTTP/1.1\r\nHost: h\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: h\r\nBad Name: x\r\n\r\n",
@@ -233,4 +232,21 @@ fn leading_blank_lines_are_skipped() {
 #[test]
 fn bare_lf_heads_parse() {
     assert!(matches!(parse(b"GET / HTTP/1.1\nHost: h\n\n")[0], Ev::Head { .. }));
+}
+
+#[test]
+fn another_http_version_is_505_and_a_malformed_one_400() {
+    assert_eq!(error_of(b"GET / HTTP/2.0\r\nHost: h\r\n\r\n"), 505);
+    assert_eq!(error_of(b"GET / HTTP/1.2\r\nHost: h\r\n\r\n"), 505);
+    assert_eq!(error_of(b"GET / HTTP/3.0\r\n\r\n"), 505);
+    assert_eq!(error_of(b"GET / HTTX/1.1\r\nHost: h\r\n\r\n"), 400);
+    assert_eq!(error_of(b"GET / HTTP/1.x\r\nHost: h\r\n\r\n"), 400);
+}
+
+#[test]
+fn connect_is_refused_not_served() {
+    assert_eq!(error_of(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"), 501);
+    // Only the method CONNECT (methods are case-sensitive): a path named so is fine.
+    let evs = parse(b"GET /CONNECT HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert!(!evs.is_empty());
 }
