@@ -340,6 +340,40 @@ async def test_websocket_upgrade_hands_over_the_connection():
     assert handed.endswith(b"\r\n\r\nFRAME")
 
 
+class RaisingWebSocket(FakeWebSocket):
+    """A WebSocket protocol that refuses what follows the handshake, as the
+    websockets library does with bytes that are no frame."""
+
+    def data_received(self, data):
+        raise ValueError("invalid frame header")
+
+
+async def test_a_websocket_protocol_that_raises_gets_a_400_not_a_loop_traceback():
+    loop = asyncio.get_running_loop()
+    loop_errors: list[dict] = []
+    loop.set_exception_handler(lambda _loop, context: loop_errors.append(context))
+    records: list[logging.LogRecord] = []
+    collect = logging.Handler()
+    collect.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("uvicorn.error")
+    request = (
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    try:
+        async with serve(echo_app, ws=RaisingWebSocket) as port:
+            logger.addHandler(collect)  # after uvicorn configured its logging
+            data = await exchange(port, request + b"NOT A FRAME")
+    finally:
+        logger.removeHandler(collect)
+        loop.set_exception_handler(None)
+    assert data.startswith(b"HTTP/1.1 400 ")
+    assert loop_errors == []
+    warnings = [r for r in records if "Invalid WebSocket request" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].exc_info is None
+    assert "invalid frame header" in warnings[0].getMessage()
+
+
 async def test_unsupported_upgrade_is_served_as_http():
     async with serve(echo_app, ws="none") as port:
         data = await exchange(

@@ -335,7 +335,14 @@ class HttpProtocol(asyncio.Protocol):
         )
         protocol.connection_made(self.transport)
         self.transport.set_protocol(protocol)
-        protocol.data_received(b"".join(output))
+        try:
+            protocol.data_received(b"".join(output))
+        except Exception as exc:
+            # Bytes after the handshake that are no WebSocket frame, in the same
+            # read: the library raised before anything was answered. One line,
+            # a 400 and a closed connection, not a traceback from the loop.
+            self.logger.warning("%sInvalid WebSocket request: %s", self._prefix(), exc)
+            self._refuse(400, "Bad Request")
 
     # Running requests
 
