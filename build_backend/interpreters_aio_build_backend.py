@@ -13,14 +13,31 @@ maturin's, unchanged.
 from __future__ import annotations
 
 import functools
+import platform
 import shutil
 import sys
+import sysconfig
 from collections.abc import Callable
 from typing import Any
 
 import maturin
 
-_WHEELS = "prebuilt wheels exist for CPython 3.12-3.15 on Linux x86_64 (glibc 2.17+)"
+_WHEELS = (
+    "prebuilt wheels exist for CPython 3.12-3.15 and the free-threaded 3.14t on Linux x86_64 "
+    "(glibc 2.17+)"
+)
+
+
+def _wheel_fits() -> bool:
+    """Whether one of our prebuilt wheels is for the Python running this build."""
+    if sys.implementation.name != "cpython" or not (3, 12) <= sys.version_info[:2] <= (3, 15):
+        return False
+    if sysconfig.get_config_var("Py_GIL_DISABLED") and sys.version_info[:2] != (3, 14):
+        return False
+    if not sys.platform.startswith("linux") or platform.machine() != "x86_64":
+        return False
+    libc, version = platform.libc_ver()
+    return libc == "glibc" and tuple(map(int, version.split(".")[:2])) >= (2, 17)
 
 
 def _preflight() -> None:
@@ -30,9 +47,17 @@ def _preflight() -> None:
             f"interpreters-aio supports Linux only for now (this is {sys.platform}); {_WHEELS}."
         )
     if shutil.which("cargo") is None or shutil.which("rustc") is None:
+        # Say what is true: pip may have picked the source for a Python that has
+        # a wheel (--no-binary, or an index that lacks our wheels).
+        why = (
+            "a prebuilt wheel exists for this Python, but pip chose the source (--no-binary, "
+            "or an index without the wheels?): install the wheel instead"
+            if _wheel_fits()
+            else f"no prebuilt wheel fits this Python: {_WHEELS}"
+        )
         raise SystemExit(
             "interpreters-aio: building from source needs Rust (cargo and rustc on PATH, "
-            f"see https://rustup.rs); no prebuilt wheel fits this Python: {_WHEELS}."
+            f"see https://rustup.rs); {why}."
         )
 
 

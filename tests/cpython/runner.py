@@ -20,9 +20,11 @@ means a failure, an error or an unexpected success; 2, a broken exclusion list
 from __future__ import annotations
 
 import argparse
+import atexit
 import faulthandler
 import fnmatch
 import os
+import shutil
 import sys
 import sysconfig
 import tempfile
@@ -230,4 +232,6 @@ def main() -> int:
 if __name__ == "__main__":
     if OVERLAY_ENV not in os.environ:
         reexec_with_overlay()
+    # The overlay was made for this run (by the process we replaced): remove it.
+    atexit.register(shutil.rmtree, os.environ[OVERLAY_ENV], ignore_errors=True)
     sys.exit(main())
