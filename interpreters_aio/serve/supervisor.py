@@ -203,9 +203,10 @@ class Supervisor:
             logger.info("isolation: %s (%s)", self.isolation.name, self._isolation_reason)
         for warning in self._startup_warnings:
             logger.warning("%s", warning)
-        self.isolation.start()
         cancelled: asyncio.CancelledError | None = None
         try:
+            # Inside the try: the finally below undoes it (and the rest) if it fails.
+            self.isolation.start()
             try:
                 for slot in range(self.config.workers):
                     self._start(slot)
@@ -228,10 +229,10 @@ class Supervisor:
             if self._reloading is not None:
                 self._reloading.cancel()
             await self._shutdown()
-            watchdog.cancel()
             if cancelled is not None:
                 raise cancelled
         finally:
+            watchdog.cancel()
             self._ready.set()
             for sig in signals:
                 loop.remove_signal_handler(sig)

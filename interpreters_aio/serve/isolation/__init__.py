@@ -46,15 +46,18 @@ class WorkerCall:
 class Runner(abc.ABC):
     """One worker's host (an interpreter, a thread or a process), used once."""
 
-    @property
-    @abc.abstractmethod
-    def label(self) -> str:
-        """What the logs call it, e.g. ``"interpreter 3"`` or ``"process 1234"``."""
+    #: What a worker host is called in the logs: "interpreter", "thread", "process".
+    kind: str
 
     @property
     @abc.abstractmethod
     def ident(self) -> int | None:
         """The interpreter id, thread id or process id, once it runs."""
+
+    @property
+    def label(self) -> str:
+        """What the logs call it, e.g. ``"interpreter 3"`` or ``"process 1234"``."""
+        return f"{self.kind} {'-' if self.ident is None else self.ident}"
 
     @abc.abstractmethod
     async def run(self, call: WorkerCall) -> None:

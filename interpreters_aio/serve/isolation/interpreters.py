@@ -12,12 +12,10 @@ from . import Isolation, Runner, WorkerCall
 
 
 class InterpreterRunner(Runner):
+    kind = "interpreter"
+
     def __init__(self) -> None:
         self._interp: aio.AsyncInterpreter | None = None
-
-    @property
-    def label(self) -> str:
-        return f"interpreter {self._interp.id}" if self._interp is not None else "interpreter -"
 
     @property
     def ident(self) -> int | None:

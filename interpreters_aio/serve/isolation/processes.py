@@ -59,13 +59,11 @@ def _read_frame(sock: socket.socket) -> Any:
 
 
 class ProcessRunner(Runner):
+    kind = "process"
+
     def __init__(self, owner: Processes) -> None:
         self._owner = owner
         self._proc: asyncio.subprocess.Process | None = None
-
-    @property
-    def label(self) -> str:
-        return f"process {self._proc.pid}" if self._proc is not None else "process -"
 
     @property
     def ident(self) -> int | None:

@@ -52,13 +52,11 @@ def _uvloop_keeping_the_gil_off() -> Any:
 
 
 class ThreadRunner(Runner):
+    kind = "thread"
+
     def __init__(self, loop_factory: Any = None) -> None:
         self._thread: threading.Thread | None = None
         self._loop_factory = loop_factory
-
-    @property
-    def label(self) -> str:
-        return f"thread {self._thread.native_id}" if self._thread is not None else "thread -"
 
     @property
     def ident(self) -> int | None:
