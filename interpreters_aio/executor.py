@@ -302,7 +302,7 @@ def _take_batch(
 ) -> tuple[list[_TaskFuture], _TaskFuture | None]:
     """``first`` and this worker's share of what is queued (so other workers
     find work too), up to ``limit`` tasks; and the task that ended the batch
-    without joining it (one to run here, or a shutdown wake-up's None), if any."""
+    without joining it (one to run here), if any."""
     batch = [first]
     share = min(limit - 1, work_queue.qsize() // workers)
     while share > 0:
@@ -310,7 +310,14 @@ def _take_batch(
             task = work_queue.get_nowait()
         except queue.Empty:
             break
-        if task is None or type(task) is _LocalTaskFuture:
+        if task is None:
+            # A shutdown wake-up: back in the queue, for this worker's next
+            # get or another's. Returned, it read as "nothing left over" and
+            # was lost, and a worker waiting for it never woke (a hang in
+            # shutdown(cancel_futures=True), seen on 3.14t).
+            work_queue.put(None)
+            return batch, None
+        if type(task) is _LocalTaskFuture:
             return batch, task
         batch.append(task)
         share -= 1
