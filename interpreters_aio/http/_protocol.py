@@ -12,7 +12,9 @@ which returns every request head, body part and end that arrived, already
 as the objects the ASGI scope needs. Requests are answered in order
 (pipelining): each waits in ``pipeline`` until the one before it has
 responded. Refused input is answered with a 4xx/501 and ``Connection:
-close`` once the responses before it are out.
+close`` once the responses before it are out. A WebSocket upgrade waits the
+same way: the connection goes to the WebSocket protocol only once every
+request before it is answered (the parser holds what follows it meanwhile).
 
 Timeouts: ``config.timeout_keep_alive`` bounds both the idle time between
 requests and the time a client may take to send a complete request head
@@ -105,6 +107,8 @@ class HttpProtocol(asyncio.Protocol):
         self.cycle: Cycle | None = None  # the request being read
         self.active: Cycle | None = None  # the request being answered
         self.pipeline: deque[tuple[Cycle | None, Any]] = deque()
+        #: A WebSocket upgrade waiting for the requests before it: the head.
+        self.upgrade: tuple[str, bytes, bytes, Any] | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.partial = False  # bytes of an incomplete head have arrived
         self.read_paused = False
@@ -144,6 +148,7 @@ class HttpProtocol(asyncio.Protocol):
                 cycle.disconnected = True
                 cycle.wake()
         self.pipeline.clear()
+        self.upgrade = None
         self.resume_writing()
         self._cancel_timer()
         if exc is None:
@@ -234,7 +239,13 @@ class HttpProtocol(asyncio.Protocol):
             elif type(event) is tuple:
                 started = True
                 if self._on_head(event):
-                    return
+                    break  # a WebSocket upgrade: the parser stopped after it
+                if event[6] is not None:
+                    # An upgrade served as plain HTTP (the parser paused after
+                    # its head): parse what follows it, in this same loop.
+                    events = events[i:] + _core.http_resume(self.parser)
+                    i = 0
+                    n = len(events)
             else:
                 self._on_error(event, events[i] if i < n else "Invalid HTTP request")
                 break
@@ -242,13 +253,16 @@ class HttpProtocol(asyncio.Protocol):
             self._start_next()
 
     def _on_head(self, head: tuple[Any, ...]) -> bool:
-        """Queues the request of `head`; True if the connection was upgraded."""
+        """Queues the request of `head`; True if it is a WebSocket upgrade,
+        which happens once the requests before it are answered."""
         method, path, raw_path, query, headers, flags, upgrade = head
         self._cancel_timer()
         self.partial = False
         if upgrade is not None:
             if upgrade == b"websocket" and self.ws_protocol_class is not None:
-                self._upgrade(method, raw_path, query, headers)
+                self.upgrade = (method, raw_path, query, headers)
+                if self.active is not None or self.pipeline:
+                    self.pause_reading()  # until the requests before it are answered
                 return True
             self.logger.warning("Unsupported upgrade request.")
         root = self.root_path
@@ -280,10 +294,6 @@ class HttpProtocol(asyncio.Protocol):
         self.pipeline.append((cycle, app))
         if self.active is not None:
             self.pause_reading()
-        if upgrade is not None:
-            events = _core.http_resume(self.parser)
-            if events:
-                self._handle(events)
         return False
 
     def _on_error(self, status: int, reason: str) -> None:
@@ -318,11 +328,16 @@ class HttpProtocol(asyncio.Protocol):
         transport.write(data)
         transport.close()
 
-    def _upgrade(self, method: str, raw_path: bytes, query: bytes, headers: Any) -> None:
+    def _upgrade(self) -> None:
         """Hands the connection to the WebSocket protocol, as uvicorn's
-        httptools protocol does: it gets the request head replayed."""
+        httptools protocol does: it gets the request head replayed, and
+        what arrived after it. Every earlier response is out by now."""
+        assert self.upgrade is not None
+        method, raw_path, query, headers = self.upgrade
+        self.upgrade = None
         if self.logger.level <= _TRACE:
             self.logger.log(_TRACE, "%sUpgrading to WebSocket", self._prefix())
+        self._cancel_timer()
         self.connections.discard(self)
         target = raw_path + b"?" + query if query else raw_path
         output = [method.encode("ascii"), b" ", target, b" HTTP/1.1\r\n"]
@@ -335,6 +350,9 @@ class HttpProtocol(asyncio.Protocol):
         )
         protocol.connection_made(self.transport)
         self.transport.set_protocol(protocol)
+        if self.read_paused:  # it was paused while earlier requests were answered
+            self.read_paused = False
+            self.transport.resume_reading()
         try:
             protocol.data_received(b"".join(output))
         except Exception as exc:
@@ -366,8 +384,11 @@ class HttpProtocol(asyncio.Protocol):
         finally:
             self.starting = False
         if self.active is None and not self.transport.is_closing():
-            self.resume_reading()
-            self._arm_timer()
+            if self.upgrade is not None:
+                self._upgrade()
+            else:
+                self.resume_reading()
+                self._arm_timer()
 
     def _spawn(self, cycle: Cycle, app: Any) -> None:
         context = contextvars.Context() if self.reset_contextvars else None
@@ -406,7 +427,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def resume_reading(self) -> None:
         """Reads from the client again."""
-        if self.read_paused and not self.pipeline:
+        if self.read_paused and not self.pipeline and self.upgrade is None:
             self.read_paused = False
             self.transport.resume_reading()
 
