@@ -28,15 +28,55 @@ struct Boxed {
 }
 
 unsafe extern "C" fn capsule_destructor(capsule: *mut PyObject) {
-    // SAFETY: CPython calls this once, under the GIL, for a capsule made by
-    // `http_parser`, whose pointer is a leaked `Box<Boxed>`.
+    // SAFETY: CPython calls this once, under the GIL of the interpreter that
+    // made the capsule in `http_parser`, whose pointer came from `alloc_boxed`.
     unsafe {
         let ptr = PyCapsule_GetPointer(capsule, CAPSULE.as_ptr());
         if ptr.is_null() {
             PyErr_Clear();
             return;
         }
-        drop(Box::from_raw(ptr.cast::<Boxed>()));
+        free_boxed(ptr.cast::<Boxed>());
+    }
+}
+
+/// A new `Boxed` in the interpreter's own allocator (`PyMem_Malloc`), or
+/// null with `MemoryError` set.
+///
+/// Not `Box::new` (the C heap): a parser lives as long as its connection,
+/// and one small C-heap block per connection, left between the large
+/// transient buffers a server's reads allocate there (`sock.recv(256 KiB)`,
+/// served from the heap once glibc has raised its mmap threshold), keeps
+/// freed heap from being reused or returned: resident memory crept by tens
+/// of bytes per connection under connection churn (issue 25 item 5).
+/// pymalloc keeps such small objects in arenas of their own.
+///
+/// # Safety
+/// The GIL is held.
+unsafe fn alloc_boxed(boxed: Boxed) -> *mut Boxed {
+    // SAFETY: the GIL is held; PyMem_Malloc's blocks are aligned for any
+    // C type (16 bytes), more than `Boxed` needs (checked below).
+    unsafe {
+        const { assert!(std::mem::align_of::<Boxed>() <= 16) };
+        let ptr = PyMem_Malloc(std::mem::size_of::<Boxed>()).cast::<Boxed>();
+        if ptr.is_null() {
+            PyErr_NoMemory();
+            return ptr;
+        }
+        ptr.write(boxed);
+        ptr
+    }
+}
+
+/// Drops and frees a `Boxed` made by [`alloc_boxed`].
+///
+/// # Safety
+/// The GIL of the interpreter that allocated it is held; `ptr` is not used again.
+unsafe fn free_boxed(ptr: *mut Boxed) {
+    // SAFETY: `ptr` came from `alloc_boxed` and holds an initialized `Boxed`.
+    unsafe {
+        std::ptr::drop_in_place(ptr);
+        PyMem_Free(ptr.cast::<c_void>());
     }
 }
 
@@ -101,12 +141,14 @@ pub unsafe extern "C" fn http_parser(_m: *mut PyObject, args: Args, nargs: Py_ss
         let (Ok(max_head), Ok(max_headers)) = (arg_size(*args), arg_size(*args.add(1))) else {
             return std::ptr::null_mut();
         };
-        let boxed =
-            Box::new(Boxed { parser: Parser::new(Limits { max_head, max_headers }), busy: Cell::new(false) });
-        let ptr = Box::into_raw(boxed);
+        let boxed = Boxed { parser: Parser::new(Limits { max_head, max_headers }), busy: Cell::new(false) };
+        let ptr = alloc_boxed(boxed);
+        if ptr.is_null() {
+            return std::ptr::null_mut();
+        }
         let capsule = PyCapsule_New(ptr.cast::<c_void>(), CAPSULE.as_ptr(), Some(capsule_destructor));
         if capsule.is_null() {
-            drop(Box::from_raw(ptr));
+            free_boxed(ptr);
         }
         capsule
     }
