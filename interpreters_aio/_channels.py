@@ -149,7 +149,8 @@ class RecvChannel(_ChannelEnd):
             ValueError: negative timeout.
             KeyboardInterrupt: Ctrl-C while waiting (nothing was taken).
         """
-        received, obj = _core.channel_recv(self, True, _timeout(timeout))
+        # A handover, not a call: see Queue.get (Ctrl-C must not lose the object).
+        received, obj = _core.handover_channel_recv[self, True, _timeout(timeout)]
         if not received:
             raise ChannelEmptyError(f"nothing arrived on channel {self.id} in time")
         return obj
@@ -165,7 +166,7 @@ class RecvChannel(_ChannelEnd):
             ChannelEmptyError: nothing is there and no default was given.
             ChannelClosedError, ChannelReleasedError: as for :meth:`recv`.
         """
-        received, obj = _core.channel_recv(self, False, -1.0)
+        received, obj = _core.handover_channel_recv[self, False, -1.0]
         if received:
             return obj
         if default is _MISSING:
@@ -221,7 +222,8 @@ class SendChannel(_ChannelEnd):
             KeyboardInterrupt: Ctrl-C while waiting; the object was sent
                 only if a receiver had already taken it.
         """
-        _core.channel_send(self, obj, True, _timeout(timeout), False)
+        # A handover, not a call: Ctrl-C once it is sent must not look like "not sent".
+        _core.handover_channel_send[self, obj, True, _timeout(timeout), False]
 
     def send_nowait(self, obj: object) -> bool:
         """Send without waiting: True if sent, False if it would have had to wait.
@@ -233,17 +235,17 @@ class SendChannel(_ChannelEnd):
         calls, each further one yields the CPU (with the GIL released), so the
         thread that will receive can run.
         """
-        return _core.channel_send(self, obj, False, -1.0, False)
+        return _core.handover_channel_send[self, obj, False, -1.0, False]
 
     def send_buffer(self, obj: object, timeout: float | None = None) -> None:
         """Send the bytes of any buffer (copied once into shared memory; a
         :class:`SharedBuffer` is sent by reference). The receiver gets a
         ``SharedBuffer``. Otherwise like :meth:`send`."""
-        _core.channel_send(self, obj, True, _timeout(timeout), True)
+        _core.handover_channel_send[self, obj, True, _timeout(timeout), True]
 
     def send_buffer_nowait(self, obj: object) -> bool:
         """:meth:`send_buffer` without waiting, like :meth:`send_nowait`."""
-        return _core.channel_send(self, obj, False, -1.0, True)
+        return _core.handover_channel_send[self, obj, False, -1.0, True]
 
     def close(self, force: bool = False) -> None:
         """Close the sending end now; the receiving end closes once the

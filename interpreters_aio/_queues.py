@@ -190,7 +190,9 @@ class Queue(_handles.HandleObject):
             KeyboardInterrupt: Ctrl-C while waiting (nothing was added).
         """
         op = 0 if unbounditems is None else _unbound_op(unbounditems)
-        _core.queue_put(self, obj, block, _timeout(timeout), op)
+        # A handover, not a call: see _core's `handover` (Ctrl-C as the
+        # item goes in must not look like "nothing was added").
+        _core.handover_queue_put[self, obj, block, _timeout(timeout), op]
 
     def put_nowait(self, obj: object, *, unbounditems: object = None) -> None:
         """``put(obj, block=False)``: raises :class:`QueueFull` instead of waiting.
@@ -200,7 +202,7 @@ class Queue(_handles.HandleObject):
         thread that will make room can run.
         """
         op = 0 if unbounditems is None else _unbound_op(unbounditems)
-        _core.queue_put(self, obj, False, -1.0, op)
+        _core.handover_queue_put[self, obj, False, -1.0, op]
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         """Remove and return the oldest item, waiting while the queue is empty.
@@ -213,8 +215,11 @@ class Queue(_handles.HandleObject):
             ValueError: negative timeout.
             KeyboardInterrupt: Ctrl-C while waiting (nothing was taken).
         """
-        obj, op = _core.queue_get(self, block, _timeout(timeout))
-        return _resolve(obj, op)
+        # A handover, not a call: a call's return is checked for Ctrl-C
+        # before its result is stored, which would lose the item taken. No
+        # check happens from here to the caller's store of the result.
+        obj, op = _core.handover_queue_get[self, block, _timeout(timeout)]
+        return obj if op is None else _resolve(obj, op)
 
     def get_nowait(self) -> Any:
         """``get(block=False)``: raises :class:`QueueEmpty` instead of waiting.
@@ -223,8 +228,8 @@ class Queue(_handles.HandleObject):
         calls, each further one yields the CPU (with the GIL released), so the
         thread that will put an item can run.
         """
-        obj, op = _core.queue_get(self, False, -1.0)
-        return _resolve(obj, op)
+        obj, op = _core.handover_queue_get[self, False, -1.0]
+        return obj if op is None else _resolve(obj, op)
 
     def close(self) -> None:
         """Close the queue in all interpreters: puts fail, gets drain what is left.

@@ -379,15 +379,20 @@ impl Fifo {
     /// Removes a queued item whose sender stopped waiting. Returns false if
     /// it is gone already (received or discarded: see `take_ack`).
     pub fn retract(&self, seq: u64) -> bool {
+        self.take_back(seq).is_some()
+    }
+
+    /// As [`retract`](Self::retract), handing the item back, so a sender
+    /// that stopped only to look (a signal whose handler did not raise) can
+    /// queue it again.
+    pub fn take_back(&self, seq: u64) -> Option<Item> {
         let mut st = self.lock();
-        let Some(pos) = st.slots.iter().position(|s| s.seq == seq) else {
-            return false;
-        };
-        st.slots.remove(pos);
+        let pos = st.slots.iter().position(|s| s.seq == seq)?;
+        let slot = st.slots.remove(pos)?;
         st.settle_draining();
         st.wake_senders();
         st.refresh();
-        true
+        Some(slot.item)
     }
 
     /// The fate of an item sent with `wants_ack`, once known; forgets it.

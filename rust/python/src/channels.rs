@@ -5,12 +5,14 @@
 //! A rendezvous send (`maxsize` 0) queues the item and waits for its ack; if
 //! the sender stops waiting (timeout, Ctrl-C) it retracts the item, which
 //! either removes it or finds it already received: delivered once or not at
-//! all (DESIGN rule 6).
+//! all (DESIGN rule 6). A signal's handler runs only once the outcome is
+//! known (see `rendezvous_send`).
 
 use std::sync::Arc;
 
 use interpreters_aio_core::channel::{Channel, End, EndError, CHANNELS};
 use interpreters_aio_core::fifo::{Ack, Capacity, Item, Received, Unbound, Wait};
+use interpreters_aio_core::parker::WaitResult;
 use interpreters_aio_core::{Shared, Value};
 use pyo3_ffi::*;
 
@@ -21,7 +23,7 @@ use crate::module::{raise_named, state};
 use crate::py::{self, Owned, PyResult, Raised};
 use crate::queues::{bool_arg, check_nargs, fd_pair, float_arg, int_arg, pair};
 use crate::to_value::{to_value_lending, ConvertError, Fallback};
-use crate::wait::{block_on, deadline, pop_or_wait, push_or_wait, Popped, Pushed};
+use crate::wait::{deadline, pop_or_wait, push_or_wait, raise_cancelled, wait_once, Popped, Pushed};
 
 type Args = *mut *mut PyObject;
 
@@ -152,6 +154,14 @@ pub unsafe extern "C" fn channel_send(module: *mut PyObject, args: Args, nargs: 
 
 /// Queues `item` and waits until a receiver takes it; gives it back if the
 /// wait ends first.
+///
+/// A signal that interrupts the wait is looked at only after the item is
+/// taken back: if a receiver got it first, the send succeeded and the
+/// handler runs at the caller's next check; otherwise the handler runs now
+/// and, if it raises, nothing was sent (if it does not, the item is queued
+/// again and the wait goes on). Running the handler first would let a
+/// receiver take the item meanwhile, and the caller, seeing
+/// KeyboardInterrupt, would send it twice.
 unsafe fn rendezvous_send(
     module: *mut PyObject,
     channel: &Channel,
@@ -159,33 +169,45 @@ unsafe fn rendezvous_send(
     until: Option<std::time::Instant>,
 ) -> *mut PyObject {
     let id = channel.id();
-    let seq = match channel.fifo.try_push(item, true, true) {
-        Ok(seq) => seq,
-        // SAFETY: the GIL is held.
-        Err(_) => return unsafe { raise_end(module, id, End::Send, EndError::Closed) },
-    };
     // SAFETY: the GIL is held.
-    let waited = unsafe { block_on(module, &channel.fifo, Wait::Ack(seq), until) };
-    if !matches!(waited, Ok(true)) && channel.fifo.retract(seq) {
-        // Not received, and now never will be: report why.
-        return match waited {
-            Err(Raised) => std::ptr::null_mut(),
-            // SAFETY: the GIL is held.
-            _ => unsafe {
-                null(raise_named(
-                    module,
-                    c"NotReceivedError",
-                    &format!("nothing received the object sent on channel {id} in time; it was not sent"),
-                ))
-            },
+    let closed = || unsafe { raise_end(module, id, End::Send, EndError::Closed) };
+    let Ok(mut seq) = channel.fifo.try_push(item, true, true) else { return closed() };
+    loop {
+        // SAFETY: the GIL is held and we hold no borrowed object.
+        let waited = unsafe { wait_once(&channel.fifo, Wait::Ack(seq), until) };
+        if waited == WaitResult::Ready {
+            break;
+        }
+        let Some(item) = channel.fifo.take_back(seq) else {
+            break; // received (or discarded by a forced close) meanwhile
         };
+        match waited {
+            WaitResult::Interrupted => {
+                // SAFETY: the GIL is held.
+                if unsafe { PyErr_CheckSignals() } < 0 {
+                    return std::ptr::null_mut();
+                }
+                match channel.fifo.try_push(item, true, true) {
+                    Ok(again) => seq = again,
+                    Err(_) => return closed(),
+                }
+            }
+            // SAFETY: the GIL is held.
+            WaitResult::Cancelled => return null(unsafe { raise_cancelled(module) }),
+            _ => {
+                // SAFETY: the GIL is held.
+                return unsafe {
+                    null(raise_named(
+                        module,
+                        c"NotReceivedError",
+                        &format!("nothing received the object sent on channel {id} in time; it was not sent"),
+                    ))
+                };
+            }
+        }
     }
-    // Received, or thrown away by a forced close. A pending KeyboardInterrupt
-    // still propagates: the item went exactly once, so nothing is duplicated.
-    match (waited, channel.fifo.take_ack(seq)) {
-        (Err(Raised), _) => std::ptr::null_mut(),
-        // SAFETY: the GIL is held.
-        (_, Some(Ack::Discarded)) => unsafe { raise_end(module, id, End::Send, EndError::Closed) },
+    match channel.fifo.take_ack(seq) {
+        Some(Ack::Discarded) => closed(),
         // SAFETY: the GIL is held.
         _ => unsafe { py::new_bool(true) },
     }

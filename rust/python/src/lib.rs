@@ -14,6 +14,7 @@ mod by_value;
 mod channels;
 mod from_value;
 mod handles;
+mod handover;
 mod http;
 mod interp;
 mod lending;

@@ -168,6 +168,9 @@ unsafe extern "C" fn exec_module(module: *mut PyObject) -> c_int {
         {
             return -1;
         }
+        if crate::handover::add_to(module).is_err() {
+            return -1;
+        }
         0
     }
 }

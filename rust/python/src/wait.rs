@@ -41,25 +41,12 @@ pub unsafe fn block_on(
     deadline: Option<Instant>,
 ) -> PyResult<bool> {
     loop {
-        // SAFETY: releasing and retaking this thread's own GIL around a wait
-        // that touches no Python object.
-        let result = unsafe {
-            let saved = PyEval_SaveThread();
-            let result = fifo.wait(wait, deadline);
-            PyEval_RestoreThread(saved);
-            result
-        };
-        match result {
+        // SAFETY: forwarded from the caller.
+        match unsafe { wait_once(fifo, wait, deadline) } {
             WaitResult::Ready => return Ok(true),
             WaitResult::TimedOut => return Ok(false),
-            WaitResult::Cancelled => {
-                let msg = "the interpreter running this code is being closed; the wait was abandoned";
-                // SAFETY: the GIL is held again; the class is registered or a builtin.
-                return Err(unsafe {
-                    let class = crate::module::state(module).interpreter_error;
-                    crate::py::raise(if class.is_null() { PyExc_RuntimeError } else { class }, msg)
-                });
-            }
+            // SAFETY: the GIL is held again.
+            WaitResult::Cancelled => return Err(unsafe { raise_cancelled(module) }),
             WaitResult::Interrupted => {
                 // SAFETY: the GIL is held again.
                 if unsafe { PyErr_CheckSignals() } < 0 {
@@ -67,6 +54,34 @@ pub unsafe fn block_on(
                 }
             }
         }
+    }
+}
+
+/// One wait on `fifo`, with the caller's GIL released.
+///
+/// # Safety
+/// As for [`block_on`].
+pub unsafe fn wait_once(fifo: &Fifo, wait: Wait, deadline: Option<Instant>) -> WaitResult {
+    // SAFETY: releasing and retaking this thread's own GIL around a wait
+    // that touches no Python object.
+    unsafe {
+        let saved = PyEval_SaveThread();
+        let result = fifo.wait(wait, deadline);
+        PyEval_RestoreThread(saved);
+        result
+    }
+}
+
+/// Raises the error for a wait abandoned because its interpreter is closing.
+///
+/// # Safety
+/// The GIL is held and `module` is this extension's module.
+pub unsafe fn raise_cancelled(module: *mut PyObject) -> Raised {
+    let msg = "the interpreter running this code is being closed; the wait was abandoned";
+    // SAFETY: the class is registered or a builtin.
+    unsafe {
+        let class = crate::module::state(module).interpreter_error;
+        crate::py::raise(if class.is_null() { PyExc_RuntimeError } else { class }, msg)
     }
 }
 
