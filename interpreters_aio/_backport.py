@@ -80,10 +80,29 @@ def install() -> str:
     if "InterpreterPoolExecutor" not in futures.__all__:  # 3.12/3.13: a tuple
         futures.__all__ = (*futures.__all__, "InterpreterPoolExecutor")
 
+    _name_errors_as_the_stdlib()
     _interpreter._startup_source = _STARTUP
     os.environ[ENV_VAR] = "1"
     parts = [f"{verb} {', '.join(names)}" for verb, names in done.items() if names]
     return "; ".join(parts) or "already installed"
+
+
+def _name_errors_as_the_stdlib() -> None:
+    """Tracebacks name our exception classes as 3.14 names its own
+    (``concurrent.interpreters.ExecutionFailed: ...``): with the switch on,
+    those names are ours, so pickles by name resolve to them too."""
+    from . import _errors, _queues
+
+    named = (
+        (_errors, "concurrent.interpreters", ("InterpreterError", "InterpreterNotFoundError",
+                                              "ExecutionFailed", "NotShareableError")),
+        (_queues, "concurrent.interpreters._queues", ("QueueError", "QueueNotFoundError",
+                                                      "QueueEmpty", "QueueFull",
+                                                      "ItemInterpreterDestroyed")),
+    )
+    for source, module, names in named:
+        for name in names:
+            getattr(source, name).__module__ = module
 
 
 def _install_if_asked() -> None:

@@ -6,9 +6,9 @@ Names and bases follow CPython 3.14's ``concurrent.interpreters``
 
 An exception raised in another interpreter never crosses as an object
 (DESIGN rule 7). It comes back as an :class:`ExceptionSnapshot`; if it could
-be pickled there and unpickled here, the rebuilt exception is also chained as
-``__cause__`` so ``except``-by-type still works, with the remote traceback
-attached to it as text.
+be pickled there and unpickled here, ``excinfo.rebuild()`` gives the
+exception rebuilt, with the remote traceback attached to it as text, so
+``except``-by-type still works after ``raise exc.excinfo.rebuild() from exc``.
 """
 
 from __future__ import annotations
@@ -110,7 +110,9 @@ class ExceptionSnapshot:
         return f"ExceptionSnapshot(type={self.type.__qualname__!r}, msg={self.msg!r})"
 
     def rebuild(self) -> BaseException | None:
-        """The original exception rebuilt in this interpreter, if possible.
+        """The original exception rebuilt in this interpreter, if possible,
+        with a :class:`RemoteTraceback` of where it was raised as its
+        ``__cause__``. A new object on each call.
 
         Returns ``None`` when the exception could not be pickled remotely or
         its class cannot be imported here.
@@ -123,7 +125,10 @@ class ExceptionSnapshot:
             exc = pickle.loads(self._pickled)
         except Exception:
             return None
-        return exc if isinstance(exc, BaseException) else None
+        if not isinstance(exc, BaseException):
+            return None
+        exc.__cause__ = RemoteTraceback(self.formatted)
+        return exc
 
 
 class ExecutionFailed(InterpreterError):
@@ -132,9 +137,10 @@ class ExecutionFailed(InterpreterError):
     Attributes:
         excinfo: an :class:`ExceptionSnapshot` of the remote exception.
 
-    ``__cause__`` is the remote exception rebuilt here when possible (itself
-    caused by a :class:`RemoteTraceback` holding the remote traceback), and
-    the :class:`RemoteTraceback` otherwise.
+    Printed as 3.14 prints it: ``ExecutionFailed: KeyError: 'x'``, then
+    "Uncaught in the interpreter:" and the remote traceback. The original
+    exception, rebuilt here when possible, is ``excinfo.rebuild()``
+    (``raise exc.excinfo.rebuild() from exc`` re-raises it by type).
     """
 
     def __init__(self, excinfo: ExceptionSnapshot) -> None:
@@ -142,22 +148,21 @@ class ExecutionFailed(InterpreterError):
         self.excinfo = excinfo
 
     def __str__(self) -> str:
+        # As 3.14 prints it: the one-line summary, then the remote traceback.
         shown = self.excinfo.errdisplay.strip()
-        return shown or f"{self.excinfo.type.__name__}: {self.excinfo.msg}"
+        summary = shown or f"{self.excinfo.type.__name__}: {self.excinfo.msg}"
+        formatted = self.excinfo.formatted.strip()
+        if not formatted:
+            return summary
+        return f"{summary}\n\nUncaught in the interpreter:\n\n{formatted}"
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.excinfo,), self.__dict__ or None)
 
     @classmethod
     def _from_raw(cls, raw: tuple) -> ExecutionFailed:
-        """Builds the exception, with its cause chain, from the core's excinfo tuple."""
-        excinfo = ExceptionSnapshot(*raw)
-        failed = cls(excinfo)
-        remote = RemoteTraceback(excinfo.formatted)
-        original = excinfo.rebuild()
-        if original is not None:
-            original.__cause__ = remote
-            failed.__cause__ = original
-        else:
-            failed.__cause__ = remote
-        return failed
+        """Builds the exception from the core's excinfo tuple."""
+        return cls(ExceptionSnapshot(*raw))
 
 
 RunFailedError = ExecutionFailed

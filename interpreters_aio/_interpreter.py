@@ -16,7 +16,12 @@ import weakref
 from collections.abc import Callable, Mapping
 
 from . import _core, _foreign
-from ._errors import ExecutionFailed, InterpreterError, InterpreterNotFoundError
+from ._errors import (
+    ExceptionSnapshot,
+    ExecutionFailed,
+    InterpreterError,
+    InterpreterNotFoundError,
+)
 
 TYPE_CHECKING = False  # typing itself costs an import in every interpreter
 if TYPE_CHECKING:
@@ -287,33 +292,35 @@ class Interpreter:
                 raise ValueError(
                     "exec() cannot run code that uses variables of an enclosing function"
                 )
-            self._exec(code)
-            return
-        if isinstance(code, bytes):
-            code = code.decode("utf-8")
-        if not isinstance(code, str):
-            raise TypeError(
-                f"exec() expects source code (str), a code object or a function, "
-                f"not {type(code).__name__}"
-            )
-        if code[:1].isspace():
-            import textwrap  # with re, a third of our import time: only when needed
+        else:
+            if isinstance(code, bytes):
+                code = code.decode("utf-8")
+            if not isinstance(code, str):
+                raise TypeError(
+                    f"exec() expects source code (str), a code object or a function, "
+                    f"not {type(code).__name__}"
+                )
+            if code[:1].isspace():
+                import textwrap  # with re, a third of our import time: only when needed
 
-            code = textwrap.dedent(code)
-        self._exec(code)
+                code = textwrap.dedent(code)
+        excinfo = self._exec(code)
+        if excinfo is not None:
+            # Raised here, as 3.14 does: its traceback shows this frame and line.
+            raise ExecutionFailed(excinfo)
 
-    def _exec(self, code: str | types.CodeType) -> None:
+    def _exec(self, code: str | types.CodeType) -> ExceptionSnapshot | None:
+        """Runs ``code``; the snapshot of what it raised, if it did."""
         try:
-            excinfo = _core.exec(self._id, code)
+            raw = _core.exec(self._id, code)
         except InterpreterNotFoundError:
             raise
         except InterpreterError:
             if _is_foreign(self._id):
                 _foreign.exec(self._id, code)
-                return
+                return None
             raise
-        if excinfo is not None:
-            raise ExecutionFailed._from_raw(excinfo)
+        return None if raw is None else ExceptionSnapshot(*raw)
 
     def call(self, callable: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Call ``callable(*args, **kwargs)`` in the interpreter, in the current thread.

@@ -38,7 +38,7 @@ from concurrent.futures.thread import BrokenThreadPool
 from typing import Any
 
 from . import _core, _shutdown
-from ._errors import ExecutionFailed, RemoteTraceback
+from ._errors import ExecutionFailed
 from ._interpreter import Interpreter, create
 
 __all__ = ["BrokenInterpreterPool", "InterpreterPoolExecutor"]
@@ -370,13 +370,12 @@ def _run_batch(interp_id: int, batch: list[_TaskFuture]) -> bool:
 
 
 def _task_error(excinfo: tuple) -> BaseException:
-    """The task's own exception, rebuilt here, with ``ExecutionFailed`` as its
-    ``__cause__`` (whose own cause is the remote traceback); ``ExecutionFailed``
-    itself when the exception cannot be rebuilt."""
+    """The task's own exception, rebuilt here, with ``ExecutionFailed`` (which
+    shows the remote traceback) as its ``__cause__``, as 3.14's executor
+    raises it; ``ExecutionFailed`` itself when it cannot be rebuilt."""
     failed = ExecutionFailed._from_raw(excinfo)
-    original = failed.__cause__
-    if isinstance(original, BaseException) and not isinstance(original, RemoteTraceback):
-        failed.__cause__ = original.__cause__  # the remote traceback
-        original.__cause__ = failed
-        return original
-    return failed
+    original = failed.excinfo.rebuild()
+    if original is None:
+        return failed
+    original.__cause__ = failed
+    return original

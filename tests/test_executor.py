@@ -34,7 +34,7 @@ def test_original_exception_with_execution_failed_as_cause():
         with pytest.raises(Exception, match="x") as info:
             pool.submit(workloads.main_exec, source).result()
         assert type(info.value).__name__ == "OnlyThere"
-        assert "OnlyThere" in str(info.value.__cause__.__cause__)  # the remote traceback
+        assert "OnlyThere" in str(info.value.__cause__)  # the remote traceback
 
 
 def test_initializer_runs_in_each_worker_interpreter():

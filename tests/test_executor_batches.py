@@ -44,8 +44,8 @@ def test_call_many_reports_each_task(interp):
     assert sorted(by_index) == [1, 2, 3]
     kind, excinfo = by_index[1]
     failed = interpreters.ExecutionFailed._from_raw(excinfo)
-    assert kind == RAISED and isinstance(failed.__cause__, ValueError)
-    assert "raise_value_error" in str(failed.__cause__.__cause__)  # the remote traceback
+    assert kind == RAISED and isinstance(failed.excinfo.rebuild(), ValueError)
+    assert "raise_value_error" in str(failed)  # the remote traceback
     for index in (2, 3):
         kind, exc = by_index[index]
         assert kind == NOT_SENT and isinstance(exc, interpreters.NotShareableError)

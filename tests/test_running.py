@@ -5,7 +5,9 @@ from __future__ import annotations
 import concurrent.futures
 import importlib.util
 import os
+import subprocess
 import sys
+import textwrap
 import threading
 import time
 import traceback
@@ -118,22 +120,77 @@ def test_exec_exception_becomes_execution_failed(interp):
     assert exc.excinfo.msg == "'spam'"
     assert exc.excinfo.errdisplay.strip() == "KeyError: 'spam'"
     assert 'File "<string>", line 1' in exc.excinfo.formatted
-    assert str(exc) == "KeyError: 'spam'"
+    assert exc.args == ("KeyError: 'spam'",)
+    assert str(exc) == (
+        "KeyError: 'spam'\n\nUncaught in the interpreter:\n\n" + exc.excinfo.formatted.strip()
+    )
+    assert exc.__cause__ is None  # 3.14 chains nothing: the traceback is in the message
 
 
-def test_original_exception_is_the_cause_when_it_can_be_rebuilt(interp):
+def without_carets(text: str) -> list[str]:
+    """The lines of a traceback without the ~~~^^^ markers (3.13+ only)."""
+    return [line for line in text.splitlines() if line.strip().strip("~^")]
+
+
+def test_uncaught_execution_failed_prints_as_314_does(tmp_path):
+    # CPython's test_display_preserved_exception, with our class's name.
+    (tmp_path / "spam.py").write_text(
+        "def ham():\n    raise RuntimeError('uh-oh!')\n\ndef eggs():\n    ham()\n"
+    )
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import interpreters_aio as interpreters\n"
+        "\n"
+        "def script():\n"
+        "    import spam\n"
+        "    spam.eggs()\n"
+        "\n"
+        "interp = interpreters.create()\n"
+        "try:\n"
+        "    interp.exec(script)\n"
+        "finally:\n"
+        "    interp.close()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert proc.returncode == 1 and proc.stdout == ""
+    tail = proc.stderr.split("interpreters_aio._errors.ExecutionFailed: ", 1)[1]
+    assert without_carets(tail) == without_carets(textwrap.dedent(
+        f"""\
+        RuntimeError: uh-oh!
+
+        Uncaught in the interpreter:
+
+        Traceback (most recent call last):
+          File "{script}", line 5, in script
+            spam.eggs()
+            ~~~~~~~~~^^
+          File "{tmp_path / 'spam.py'}", line 5, in eggs
+            ham()
+            ~~~^^
+          File "{tmp_path / 'spam.py'}", line 2, in ham
+            raise RuntimeError('uh-oh!')
+        RuntimeError: uh-oh!
+        """
+    ))
+    assert "RemoteTraceback" not in proc.stderr and "direct cause" not in proc.stderr
+
+
+def test_original_exception_is_rebuilt_with_its_remote_traceback(interp):
     with pytest.raises(ExecutionFailed) as info:
         interp.call(workloads.raise_value_error, "bad value")
-    cause = info.value.__cause__
-    assert type(cause) is ValueError
-    assert cause.args == ("bad value",)
-    assert isinstance(cause.__cause__, interpreters.RemoteTraceback)
-    # PEP 554's re-raise pattern works.
+    original = info.value.excinfo.rebuild()
+    assert type(original) is ValueError
+    assert original.args == ("bad value",)
+    assert isinstance(original.__cause__, interpreters.RemoteTraceback)
+    assert "raise_value_error" in str(original.__cause__)
+    # The re-raise-by-type pattern works.
     with pytest.raises(ValueError):
         try:
             interp.call(workloads.raise_value_error, "again")
         except interpreters.RunFailedError as exc:
-            raise exc.__cause__ from None
+            raise exc.excinfo.rebuild() from exc
 
 
 def test_printed_traceback_shows_the_remote_traceback(interp):
@@ -154,13 +211,15 @@ def test_exception_class_only_known_remotely(interp):
     with pytest.raises(ExecutionFailed) as info:
         interp.exec("raise Custom('only here')")
     assert info.value.excinfo.type.__name__ == "Custom"
-    cause = info.value.__cause__
+    assert "Custom: only here" in str(info.value)
+    rebuilt = info.value.excinfo.rebuild()
     if importlib.util.find_spec("cloudpickle") is not None:
         # Rebuilt here by value: a copy of the class, caused by the traceback.
-        assert type(cause).__name__ == "Custom" and str(cause) == "only here"
-        cause = cause.__cause__
-    assert isinstance(cause, interpreters.RemoteTraceback)
-    assert "Custom: only here" in str(cause)
+        assert type(rebuilt).__name__ == "Custom" and str(rebuilt) == "only here"
+        assert isinstance(rebuilt.__cause__, interpreters.RemoteTraceback)
+        assert "Custom: only here" in str(rebuilt.__cause__)
+    else:
+        assert rebuilt is None
 
 
 def test_exception_whose_str_raises(interp):

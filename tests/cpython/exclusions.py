@@ -86,11 +86,4 @@ EXCLUDED: dict[str, tuple[str, str]] = {
         "difference",
         "dicts (and lists) are shared natively, so prepare_main(spam={...}) works",
     ),
-    "test_api.TestInterpreterExec.test_display_preserved_exception": (
-        "defect",
-        "issue 25 item 8: a script's uncaught ExecutionFailed (in a child process) is "
-        "displayed as interpreters_aio._errors.ExecutionFailed caused by a RemoteTraceback, "
-        "not as 3.14's concurrent.interpreters.ExecutionFailed with its "
-        "'Uncaught in the interpreter:' block",
-    ),
 }
