@@ -141,6 +141,50 @@ def test_function_of_main_script_runs_with_the_scripts_globals(tmp_path):
     assert modified == "{'count': False, 'inc': False}"
 
 
+RERUN_SCRIPT = """
+    import time
+    x = 1
+    print("script ran", flush=True)
+
+    def local_import():
+        import time
+        return time.monotonic() > 0
+
+    def attribute_named_like_a_global():
+        import types
+        return types.SimpleNamespace(x=2).x
+
+    def reads_a_global():
+        return x
+
+    if __name__ == "__main__":
+        import interpreters_aio as interpreters
+        interp = interpreters.create()
+        print(interp.call(local_import), flush=True)
+        print(interp.call(attribute_named_like_a_global), flush=True)
+        print(interp.call(reads_a_global), flush=True)
+        interp.close()
+    """
+
+
+def test_main_function_reruns_the_script_only_when_it_reads_a_global(tmp_path):
+    # 3.14's rule: only global reads count, not a local import of a name the
+    # script also imports, nor an attribute named like a global.
+    script = tmp_path / "rerun_script.py"
+    script.write_text(textwrap.dedent(RERUN_SCRIPT))
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "script ran",  # the script itself
+        "True",
+        "2",
+        "script ran",  # re-run as <fake __main__> for reads_a_global only
+        "1",
+    ]
+
+
 def test_memoryview_is_shareable(interp):
     view = memoryview(b"abcdef")
     assert interpreters.is_shareable(view)

@@ -578,27 +578,56 @@ unsafe fn main_script(globals: *mut PyObject) -> Step<Option<Box<str>>> {
     }
 }
 
-/// Whether code (or code nested in it) names a key of `globals`. Names in
-/// `co_names` include attribute names, so this may say yes for a function
-/// that only reads an attribute named like a global: it then runs with the
-/// script's globals, which is right for it too.
+/// Whether code (or code nested in it) reads a global variable that
+/// `globals` has, by 3.14's rule for "stateless" functions
+/// (`_PyCode_VerifyStateless`): only global reads (`LOAD_GLOBAL`) count, not
+/// attribute names, imported names or assigned globals, so `import time` in
+/// a function of a script that also imports `time` does not make it re-run
+/// the script. Unlike 3.14, code nested in the function (a `def` or `class`
+/// inside it) is looked at too, so that what it reads is there when it
+/// runs; and a name the globals lack is left to the receiver's `__main__`
+/// (3.14 re-runs the script for it, where it is rarely defined).
 ///
 /// # Safety
 /// The GIL is held; `code` is a code object and `globals` a dict.
 unsafe fn uses_globals(code: *mut PyObject, globals: *mut PyObject, depth: usize) -> PyResult<bool> {
-    // SAFETY: the GIL is held; the tuples are owned, their items borrowed.
+    // SAFETY: the GIL is held; the tuples and bytes are owned, their items borrowed.
     unsafe {
         if depth > MAX_DEPTH {
             return Ok(true);
         }
+        let ops = opcodes()?;
         let names = py::getattr(code, c"co_names")?;
-        if PyTuple_Check(names.as_ptr()) != 0 {
-            for i in 0..PyTuple_GET_SIZE(names.as_ptr()) {
-                match PyDict_Contains(globals, PyTuple_GET_ITEM(names.as_ptr(), i)) {
-                    1 => return Ok(true),
-                    0 => {}
-                    _ => return Err(Raised),
-                }
+        let bytecode = py::getattr(code, c"co_code")?;
+        if PyTuple_Check(names.as_ptr()) == 0 || PyBytes_Check(bytecode.as_ptr()) == 0 {
+            return Ok(true);
+        }
+        let units = std::slice::from_raw_parts(
+            PyBytes_AsString(bytecode.as_ptr()).cast::<u8>(),
+            PyBytes_Size(bytecode.as_ptr()) as usize,
+        );
+        let mut extended: usize = 0;
+        for unit in units.chunks_exact(2) {
+            let (op, arg) = (unit[0], extended | usize::from(unit[1]));
+            if op == ops.extended_arg {
+                extended = arg << 8;
+                continue;
+            }
+            extended = 0;
+            let index = if op == ops.load_global {
+                arg >> 1
+            } else if depth > 0 && (op == ops.load_name || op == ops.load_from_dict_or_globals) {
+                arg // a class body nested in the function
+            } else {
+                continue;
+            };
+            if index >= PyTuple_GET_SIZE(names.as_ptr()) as usize {
+                return Ok(true);
+            }
+            match PyDict_Contains(globals, PyTuple_GET_ITEM(names.as_ptr(), index as Py_ssize_t)) {
+                1 => return Ok(true),
+                0 => {}
+                _ => return Err(Raised),
             }
         }
         let consts = py::getattr(code, c"co_consts")?;
@@ -611,6 +640,48 @@ unsafe fn uses_globals(code: *mut PyObject, globals: *mut PyObject, depth: usize
             }
         }
         Ok(false)
+    }
+}
+
+/// The opcodes [`uses_globals`] looks for, which differ between versions.
+#[derive(Clone, Copy)]
+struct Opcodes {
+    load_global: u8,
+    load_name: u8,
+    load_from_dict_or_globals: u8,
+    extended_arg: u8,
+}
+
+static OPCODES: std::sync::OnceLock<Opcodes> = std::sync::OnceLock::new();
+
+/// This build's opcodes, read from the `opcode` module once per process.
+///
+/// # Safety
+/// The GIL is held.
+unsafe fn opcodes() -> PyResult<Opcodes> {
+    if let Some(ops) = OPCODES.get() {
+        return Ok(*ops);
+    }
+    // SAFETY: the GIL is held; every reference made here is owned.
+    unsafe {
+        let opmap = py::getattr(py::import(c"opcode")?.as_ptr(), c"opmap")?;
+        let number = |name: &std::ffi::CStr| -> PyResult<u8> {
+            let Some(value) = py::dict_get_str(opmap.as_ptr(), name)? else {
+                return Ok(u8::MAX); // not in this version: matches nothing
+            };
+            let n = PyLong_AsLong(value.as_ptr());
+            if n == -1 && !PyErr_Occurred().is_null() {
+                return Err(Raised);
+            }
+            Ok(u8::try_from(n).unwrap_or(u8::MAX))
+        };
+        let ops = Opcodes {
+            load_global: number(c"LOAD_GLOBAL")?,
+            load_name: number(c"LOAD_NAME")?,
+            load_from_dict_or_globals: number(c"LOAD_FROM_DICT_OR_GLOBALS")?,
+            extended_arg: number(c"EXTENDED_ARG")?,
+        };
+        Ok(*OPCODES.get_or_init(|| ops))
     }
 }
 
