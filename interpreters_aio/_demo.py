@@ -1,4 +1,4 @@
-"""The workload of ``python -m interpreters_aio``: pure-Python, CPU-bound.
+"""The workload of ``python -m interpreters_aio demo``: pure-Python, CPU-bound.
 
 Kept in its own small module so that every worker (an interpreter or a
 process) can import it by name, cheaply.

@@ -14,19 +14,45 @@ import argparse
 import asyncio
 import os
 import sys
+import textwrap
 
-from .. import __version__
+from .._cli import PROG, VERSION, ArgumentParser
 from . import logs
 from .config import LOG_LEVELS, ConfigError, ServeConfig, default_workers
 from .preflight import ServeError
 
+#: The end of ``serve --help``: what the supervisor does with signals
+#: (supervisor.py), and where to look first.
+EPILOG = f"""\
+signals (to the process: kill -s NAME PID):
+  HUP        rolling restart: one worker at a time is replaced by a fresh one
+             that imports the app anew, and stopped once that one is ready; if
+             one cannot start, the restart ends there and the old keeps serving
+  TTIN/TTOU  one worker more / one fewer (never fewer than one)
+  INT/TERM   graceful stop (uvicorn's): stop accepting, let requests finish
+             (--timeout-graceful-shutdown); a second INT or TERM (Ctrl-C twice)
+             forces it: connections closed, requests cancelled
+
+exit status: 0 after a clean stop, 1 for an error, 2 for a usage error, 3 when
+the workers could not start (a process manager should not respawn it).
+
+Will the app run in subinterpreters? This says which of its modules refuse
+them, and which isolation --isolation auto would pick:
+  {PROG} check MODULE:APP
+"""
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m interpreters_aio serve",
-        description="Run an ASGI app, or an asyncio app (async def main(ctx)), as N copies in "
-        "N subinterpreters of one process, or on threads or processes where the app's C "
-        "extensions refuse subinterpreters (uvicorn's options where they mean the same).",
+    parser = ArgumentParser(
+        prog=f"{PROG} serve",
+        usage="%(prog)s [OPTIONS] MODULE:APP",
+        description=textwrap.fill(
+            "Run an ASGI app, or an asyncio app (async def main(ctx)), as N copies in "
+            "N subinterpreters of one process, or on threads or processes where the app's C "
+            "extensions refuse subinterpreters (uvicorn's options where they mean the same).",
+            79),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     bool_opt = argparse.BooleanOptionalAction
     add = parser.add_argument
@@ -70,8 +96,7 @@ def _parser() -> argparse.ArgumentParser:
         help="answer 503 above this many connections and tasks per worker")
     add("--limit-max-requests", type=int, default=None,
         help="replace a worker after it served this many requests")
-    add("--version", action="version",
-        version=f"interpreters-aio {__version__} (Python {sys.version.split()[0]})")
+    add("--version", action="version", version=VERSION)
     return parser
 
 
