@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -13,6 +14,8 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from ._executor import InterpreterTaskExecutor
 
 __all__ = ["DEFAULT_EXECUTOR_NAME", "InterpretersPlugin", "dask_setup"]
+
+logger = logging.getLogger("interpreters_aio.dask")
 
 DEFAULT_EXECUTOR_NAME = "interpreters"
 """The executor name tasks are routed to: ``dask.annotate(executor="interpreters")``."""
@@ -79,7 +82,13 @@ class InterpretersPlugin(WorkerPlugin):
 async def dask_setup(worker: Any) -> None:
     """The preload hook: ``dask worker --preload interpreters_aio.dask`` (or the
     ``distributed.worker.preload`` setting) installs :class:`InterpretersPlugin`
-    with its defaults on the worker. A setup that fails stops the worker."""
+    with its defaults on the worker.
+
+    A setup that fails (the profiler is on, an unsupported ``distributed``)
+    logs why and stops the worker, and its nanny with it: distributed itself
+    would log a failed preload and keep the worker running without the
+    executor, so every annotated task would fail later with "Invalid
+    executor". The exception is raised too."""
     from distributed import Worker
 
     if not isinstance(worker, Worker):
@@ -87,4 +96,28 @@ async def dask_setup(worker: Any) -> None:
             "interpreters_aio.dask is a worker preload (dask worker --preload "
             f"interpreters_aio.dask), not one for a {type(worker).__name__}"
         )
-    await worker.plugin_add(InterpretersPlugin(), catch_errors=False)
+    try:
+        await worker.plugin_add(InterpretersPlugin(), catch_errors=False)
+    except Exception as exc:
+        reason = f"interpreters_aio.dask preload failed: {type(exc).__name__}: {exc}"
+        logger.error("%s; stopping worker %s", reason, worker.address)
+        # After the worker's start returns: closing from inside it would wait for itself.
+        _STOPPING.add(asyncio.get_running_loop().create_task(_stop(worker, reason)))
+        raise
+
+
+_STOPPING: set[asyncio.Task[None]] = set()  # strong references until they finish
+
+
+async def _stop(worker: Any, reason: str) -> None:
+    from distributed.core import Status
+
+    try:
+        # A worker still starting ignores close(); wait (bounded) until it runs.
+        for _ in range(1200):
+            if worker.status != Status.init:
+                break
+            await asyncio.sleep(0.05)
+        await worker.close(nanny=True, reason=reason)
+    finally:
+        _STOPPING.discard(asyncio.current_task())  # type: ignore[arg-type]

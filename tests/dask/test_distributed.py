@@ -253,3 +253,55 @@ def test_dask_worker_preload_with_real_processes_and_restart(tmp_path):
                     proc.wait(timeout=30)
     text = logs.read_text()
     assert "Fatal Python error" not in text and "Segmentation fault" not in text, text
+
+
+def test_dask_worker_preload_stops_the_worker_when_setup_fails(tmp_path):
+    # With the profiler on, the executor cannot start: the worker (and its
+    # nanny) must stop, saying why, not run on without the executor.
+    scheduler_file = tmp_path / "scheduler.json"
+    env = {
+        **os.environ,
+        "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "True",
+        "PYTHONPATH": os.pathsep.join(filter(None, [TESTS_DIR, os.environ.get("PYTHONPATH")])),
+    }
+    logs = tmp_path / "logs.txt"
+    with open(logs, "w") as log:
+        scheduler = subprocess.Popen(
+            _dask_command(
+                "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                "--scheduler-file", str(scheduler_file),
+            ),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        worker = None
+        try:
+            deadline = time.monotonic() + 60
+            while not scheduler_file.exists():
+                assert scheduler.poll() is None, logs.read_text()
+                assert time.monotonic() < deadline, logs.read_text()
+                time.sleep(0.1)
+            worker = subprocess.Popen(
+                _dask_command(
+                    "worker", "--scheduler-file", str(scheduler_file), "--host", "127.0.0.1",
+                    "--nthreads", "1", "--no-dashboard", "--preload", "interpreters_aio.dask",
+                ),
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            worker.wait(timeout=60)  # it stops by itself
+        finally:
+            for proc in (worker, scheduler):
+                if proc is not None and proc.poll() is None:
+                    proc.terminate()
+                    try:
+                        proc.wait(timeout=30)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait(timeout=30)
+    text = logs.read_text()
+    assert "interpreters_aio.dask preload failed: ProfilerEnabledError" in text, text
+    assert "stopping worker" in text, text
+    assert "Fatal Python error" not in text and "Segmentation fault" not in text, text
