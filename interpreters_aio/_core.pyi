@@ -6,6 +6,7 @@ pickled exception or None), which the package turns into ExecutionFailed.
 """
 
 import types
+from typing import Any
 
 MAX_DEPTH: int
 __version__: str
@@ -42,6 +43,17 @@ def interrupt(id: int, /) -> bool: ...
 def wait_idle(id: int, timeout: float, /) -> bool: ...
 def thread_state_count(id: int, /) -> int: ...
 def _register_error_classes(classes: dict[str, type[BaseException]], /) -> None: ...
+
+class _Handover:
+    """Calls a function of the core when indexed with its arguments, with no
+    signal check between its return and the caller's use of the result."""
+
+    def __getitem__(self, args: tuple[Any, ...], /) -> Any: ...
+
+handover_queue_get: _Handover
+handover_queue_put: _Handover
+handover_channel_recv: _Handover
+handover_channel_send: _Handover
 
 class Handle:
     """A reference to a queue or a channel end owned by the Rust core."""

@@ -64,7 +64,7 @@ def test_task_exception_reaches_the_caller_with_its_type_and_message(pool, kind,
         dask.compute(graph, scheduler=pool)
     failed = info.value.__cause__
     assert isinstance(failed, interpreters.ExecutionFailed)
-    assert "in fail" in str(failed.__cause__), "the remote traceback names the task's frame"
+    assert "in fail" in str(failed), "the remote traceback names the task's frame"
     assert dask.compute(delayed(tasks.inc)(1), scheduler=pool) == (2,), "the pool still works"
 
 
