@@ -44,16 +44,13 @@ def wait_idle(id: int, timeout: float, /) -> bool: ...
 def thread_state_count(id: int, /) -> int: ...
 def _register_error_classes(classes: dict[str, type[BaseException]], /) -> None: ...
 
-class _Handover:
-    """Calls a function of the core when indexed with its arguments, with no
-    signal check between its return and the caller's use of the result."""
-
-    def __getitem__(self, args: tuple[Any, ...], /) -> Any: ...
-
-handover_queue_get: _Handover
-handover_queue_put: _Handover
-handover_channel_recv: _Handover
-handover_channel_send: _Handover
+# Indexed with a call's arguments (handover_queue_get[q, block, timeout]): the
+# call with no signal check between its return and the caller's use of the
+# result (rust/python/src/handover.rs).
+handover_queue_get: Any
+handover_queue_put: Any
+handover_channel_recv: Any
+handover_channel_send: Any
 
 class Handle:
     """A reference to a queue or a channel end owned by the Rust core."""
