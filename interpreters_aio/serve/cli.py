@@ -18,7 +18,7 @@ import textwrap
 
 from .._cli import PROG, VERSION, ArgumentParser
 from . import logs
-from .config import LOG_LEVELS, ConfigError, ServeConfig, default_workers
+from .config import LOG_LEVELS, ConfigError, ServeConfig, default_workers, existing_dir
 from .preflight import ServeError
 
 #: The end of ``serve --help``: what the supervisor does with signals
@@ -96,6 +96,20 @@ def _parser() -> argparse.ArgumentParser:
         help="answer 503 above this many connections and tasks per worker")
     add("--limit-max-requests", type=int, default=None,
         help="replace a worker after it served this many requests")
+    add("--reload", action="store_true",
+        help="watch the source files: a change rolls the workers over as SIGHUP does "
+        "(watchfiles if installed, else polling)")
+    add("--reload-dir", dest="reload_dirs", action="append", type=existing_dir, default=None,
+        metavar="DIR", help="watch this folder instead of the current one (repeatable)")
+    add("--reload-include", dest="reload_includes", action="append", default=None,
+        metavar="GLOB", help="also reload on files matching this pattern; '*.py' is "
+        "included by default, which --reload-exclude can take back (repeatable)")
+    add("--reload-exclude", dest="reload_excludes", action="append", default=None,
+        metavar="GLOB", help="do not reload on files (or folders) matching this pattern; "
+        "'.*, .py[cod], .sw.*, ~*' are excluded by default, which --reload-include can "
+        "take back (repeatable)")
+    add("--reload-delay", type=float, default=0.25, metavar="S",
+        help="reload once the watched files have been quiet this long (default: 0.25)")
     add("--version", action="version", version=VERSION)
     return parser
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 Interface = Literal["auto", "asgi3", "asgi2", "asyncio"]
@@ -83,6 +83,15 @@ def read_env_file(path: str) -> dict[str, str]:
     return values
 
 
+def existing_dir(path: str) -> str:
+    """``--reload-dir``'s check: an existing folder (as uvicorn's ``click.Path(exists=True)``)."""
+    if not os.path.isdir(path):
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"{path!r} is not a directory")
+    return path
+
+
 @dataclasses.dataclass(frozen=True)
 class ServeConfig:
     """Everything ``serve`` needs to run an app in N workers.
@@ -94,7 +103,8 @@ class ServeConfig:
     when the extension has it), ``isolation`` (where workers run:
     ``"interpreters"``, ``"threads"`` on a free-threaded build, ``"processes"``,
     or ``"auto"`` to pick the first the app allows), ``heartbeat_interval``
-    and the restart policy.
+    and the restart policy. ``reload_dirs``, ``reload_includes`` and
+    ``reload_excludes`` take a string or a sequence of strings, as uvicorn's.
     """
 
     app: str
@@ -123,12 +133,27 @@ class ServeConfig:
     timeout_worker_healthcheck: float = 30.0
     limit_concurrency: int | None = None
     limit_max_requests: int | None = None
+    reload: bool = False
+    reload_dirs: Sequence[str] = ()
+    reload_includes: Sequence[str] = ()
+    reload_excludes: Sequence[str] = ()
+    reload_delay: float = 0.25
     heartbeat_interval: float = 0.5
     max_restarts: int = 5
     restart_window: float = 60.0
 
     def __post_init__(self) -> None:
         parse_app_path(self.app)
+        for name in ("reload_dirs", "reload_includes", "reload_excludes"):
+            # uvicorn takes a string or a list; a tuple of str crosses to workers.
+            value = getattr(self, name)
+            values = (value,) if isinstance(value, (str, os.PathLike)) else tuple(value or ())
+            if not all(isinstance(v, (str, os.PathLike)) and os.fspath(v) for v in values):
+                option = "--" + name[:-1].replace("_", "-")
+                raise ConfigError(f"{option}: {value!r} is not a path or pattern")
+            object.__setattr__(self, name, tuple(os.fspath(v) for v in values))
+        if self.reload_delay < 0:
+            raise ConfigError(f"--reload-delay {self.reload_delay}: cannot be negative")
         if self.workers < 1:
             raise ConfigError(f"--workers {self.workers}: at least one worker is needed")
         if self.uds is not None and (self.host is not None or self.port is not None):

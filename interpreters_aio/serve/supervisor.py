@@ -16,6 +16,9 @@ threads of one process where they have processes:
 * signals are the main thread's alone, so SIGINT/SIGTERM (stop; a second one
   forces), SIGHUP (rolling restart), SIGTTIN/SIGTTOU (one worker more or
   fewer) become method calls here and control messages there;
+* with ``reload``, a watcher thread (:mod:`.reload`, here only, never in a
+  worker) turns a change to the source files into the rolling restart of
+  SIGHUP; a restart asked while one runs is done again once it ends;
 * a worker whose heartbeat stops is reported, interrupted and replaced; one
   whose app raised is restarted with backoff, up to a limit; one that could
   not start ends the whole server with exit code 3 at start-up (as uvicorn),
@@ -121,6 +124,8 @@ class Supervisor:
         self._logs: Any = None
         self._inbox: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
         self._reloading: asyncio.Task[None] | None = None
+        self._reload_again = False
+        self._watcher: Any = None
         self._ready = asyncio.Event()
 
     # --- control -----------------------------------------------------------
@@ -151,9 +156,15 @@ class Supervisor:
             w.send("force" if self._force else "stop")
 
     def reload(self) -> None:
-        """Rolling restart: each worker replaced by a fresh interpreter (new code), in turn."""
+        """Rolling restart: each worker replaced by a fresh interpreter (new code), in turn.
+
+        Asked while one runs, another follows it (workers replaced early in
+        the running one may have loaded the code from before the change)."""
         if self._reloading is None or self._reloading.done():
-            self._reloading = asyncio.get_running_loop().create_task(self._rolling_restart())
+            self._reload_again = False
+            self._reloading = asyncio.get_running_loop().create_task(self._reloads())
+        else:
+            self._reload_again = True
 
     def scale(self, delta: int) -> None:
         """One worker more (``+1``) or fewer (``-1``); never fewer than one."""
@@ -203,6 +214,11 @@ class Supervisor:
             logger.info("isolation: %s (%s)", self.isolation.name, self._isolation_reason)
         for warning in self._startup_warnings:
             logger.warning("%s", warning)
+        config = self.config
+        if not config.reload and (config.reload_dirs or config.reload_includes
+                                  or config.reload_excludes):
+            logger.warning("--reload-dir, --reload-include and --reload-exclude do nothing "
+                           "without --reload: not watching")
         cancelled: asyncio.CancelledError | None = None
         try:
             # Inside the try: the finally below undoes it (and the rest) if it fails.
@@ -220,18 +236,21 @@ class Supervisor:
                         self.isolation.plural,
                         ", ".join(map(str, self.workers)),
                     )
+                    self._start_watcher(loop)
                 await self._stopping.wait()
             except asyncio.CancelledError as exc:
                 # Cancelled from outside (the caller's task): the workers must
                 # still be stopped, or their threads would hang the exit.
                 cancelled = exc
                 self.stop(force=True)
+            self._stop_watcher()
             if self._reloading is not None:
                 self._reloading.cancel()
             await self._shutdown()
             if cancelled is not None:
                 raise cancelled
         finally:
+            self._stop_watcher()
             watchdog.cancel()
             self._ready.set()
             for sig in signals:
@@ -383,6 +402,51 @@ class Supervisor:
                             self._start(w.slot)
                     if w.runner is not None:
                         w.runner.interrupt()
+
+    # --- reload (--reload) ---------------------------------------------------
+
+    def _start_watcher(self, loop: asyncio.AbstractEventLoop) -> None:
+        if not self.config.reload:
+            return
+        from . import reload
+
+        plan = reload.plan(self.config.reload_dirs, self.config.reload_includes,
+                           self.config.reload_excludes)
+        for warning in plan.warnings:
+            logger.warning("%s", warning)
+        dirs = sorted(map(str, plan.dirs))
+
+        def ready(how: str) -> None:
+            logger.info("Will watch for changes in these directories: %s (%s)", dirs, how)
+
+        def changed(paths: list[str]) -> None:
+            assert self._stopping is not None
+            if self._stopping.is_set():
+                return
+            logger.warning("%s detected changes in %s. Reloading...",
+                           self._watcher.backend if self._watcher else "reload",
+                           reload.display(paths))
+            self.reload()
+
+        self._watcher = reload.Watcher(
+            plan, self.config.reload_delay, loop, changed, on_ready=ready,
+            on_error=lambda message: logger.error("%s", message),
+        )
+        self._watcher.start()
+
+    def _stop_watcher(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None and not watcher.stop():
+            logger.warning("the reload watcher did not stop in time: leaving it")
+
+    async def _reloads(self) -> None:
+        assert self._stopping is not None
+        while True:
+            await self._rolling_restart()
+            if not self._reload_again or self._stopping.is_set():
+                return
+            self._reload_again = False
+            logger.info("another reload was asked during this one: reloading again")
 
     async def _rolling_restart(self) -> None:
         logger.info("reloading: replacing %d workers one at a time", len(self._workers))
