@@ -11,9 +11,13 @@
 //! * A new thread state per call costs 15-140 µs; the table caches one per
 //!   (OS thread, interpreter) and hands back those of exited threads to be
 //!   deleted here, under the interpreter's GIL.
-//! * `PyGILState_Ensure` always lands in the main interpreter, so it is never
-//!   used; entering is an explicit `PyThreadState_Swap`, which releases the
-//!   caller's GIL while the target runs.
+//! * `PyGILState_Ensure` always lands in the main interpreter, so it never
+//!   reaches a subinterpreter (only the creation helper thread uses it, for a
+//!   thread state of the main interpreter); entering is an explicit
+//!   `PyThreadState_Swap`, which releases the caller's GIL while the target
+//!   runs.
+//! * 3.14 on the main thread: interpreters are made on a helper thread, and
+//!   pymalloc's arenas are recycled (see `create_on_helper`, `arenas`).
 
 use std::ffi::CStr;
 
@@ -128,6 +132,47 @@ pub unsafe fn exists(id: i64) -> bool {
 /// # Safety
 /// The caller holds the GIL of its interpreter.
 pub unsafe fn create(sys_path: Option<&Value>, daemon_threads: bool) -> Result<i64, InterpError> {
+    #[cfg(not(Py_GIL_DISABLED))]
+    arenas::install();
+    #[cfg(not(Py_3_13))]
+    // SAFETY: the caller holds its GIL, as `creation_turn` requires.
+    let _turn = unsafe { creation_turn() };
+    // SAFETY: the caller holds its GIL.
+    let made = match unsafe { create_on_helper(daemon_threads, sys_path) } {
+        Some(made) => made,
+        // SAFETY: the caller holds its GIL, as `new_interpreter` requires.
+        None => unsafe { new_interpreter(daemon_threads, sys_path) },
+    };
+    let Made { id, interp, parked, setup_ok } = made.map_err(InterpError::Refused)?;
+    // SAFETY: a thread identity query with no preconditions.
+    let creator = unsafe { PyThread_get_thread_ident() } as u64;
+    TABLE.register(id, interp, parked, creator);
+    if !setup_ok {
+        // SAFETY: back under the caller's GIL.
+        unsafe {
+            let _ = close(id);
+            PyErr_Clear();
+        }
+        return Err(InterpError::Refused(format!("interpreter {id} could not be set up")));
+    }
+    Ok(id)
+}
+
+/// A new interpreter, not yet in the table.
+struct Made {
+    id: i64,
+    interp: usize,
+    parked: usize,
+    /// Its `sys.path` was set (otherwise it is closed again).
+    setup_ok: bool,
+}
+
+/// Makes the interpreter on the calling thread, whose current thread state
+/// (any interpreter's) holds its GIL, as it does again on return.
+///
+/// # Safety
+/// The caller holds the GIL of its current thread state.
+unsafe fn new_interpreter(daemon_threads: bool, sys_path: Option<&Value>) -> Result<Made, String> {
     // Own GIL with the shared main allocator is accepted by every CPython and
     // unsafe on all of them; this fixed config never asks for it, and 3.12.1
     // returns from a refused config without the caller's GIL, so nothing
@@ -143,9 +188,6 @@ pub unsafe fn create(sys_path: Option<&Value>, daemon_threads: bool) -> Result<i
     };
     // SAFETY: the caller holds its GIL, so it has a current thread state.
     let caller = unsafe { py::current_tstate() };
-    #[cfg(not(Py_3_13))]
-    // SAFETY: the caller holds its GIL, as `creation_turn` requires.
-    let _turn = unsafe { creation_turn() };
     let mut parked: *mut PyThreadState = std::ptr::null_mut();
     // SAFETY: `config` is a valid, own-allocator config and `parked` receives
     // the new thread state; on success the new interpreter is current.
@@ -160,11 +202,11 @@ pub unsafe fn create(sys_path: Option<&Value>, daemon_threads: bool) -> Result<i
             // SAFETY: err_msg is a static NUL-terminated C string from CPython.
             unsafe { CStr::from_ptr(status.err_msg) }.to_string_lossy().into_owned()
         };
-        return Err(InterpError::Refused(format!("interpreter creation failed: {msg}")));
+        return Err(format!("interpreter creation failed: {msg}"));
     }
     // SAFETY: `parked` is the new interpreter's current thread state; we hold
     // its GIL until the swap back below.
-    let (id, interp, setup) = unsafe {
+    unsafe {
         let interp = PyThreadState_GetInterpreter(parked);
         let id = PyInterpreterState_GetID(interp);
         let setup = prepare_new_interpreter(sys_path);
@@ -172,20 +214,174 @@ pub unsafe fn create(sys_path: Option<&Value>, daemon_threads: bool) -> Result<i
             PyErr_Clear();
         }
         PyThreadState_Swap(caller);
-        (id, interp, setup)
-    };
-    // SAFETY: a thread identity query with no preconditions.
-    let creator = unsafe { PyThread_get_thread_ident() } as u64;
-    TABLE.register(id, interp as usize, parked as usize, creator);
-    if setup.is_err() {
-        // SAFETY: back under the caller's GIL.
-        unsafe {
-            let _ = close(id);
-            PyErr_Clear();
-        }
-        return Err(InterpError::Refused(format!("interpreter {id} could not be set up")));
+        Ok(Made { id, interp: interp as usize, parked: parked as usize, setup_ok: setup.is_ok() })
     }
-    Ok(id)
+}
+
+/// 3.14 on Linux, from the process's main thread: makes the interpreter on a
+/// short-lived helper thread instead, and returns None where that does not
+/// apply (the caller then makes it itself).
+///
+/// Why: every thread state 3.14 attaches for the first time on the main
+/// thread asks glibc for that thread's stack bounds, and for the main thread
+/// glibc reads all of /proc/self/maps. A new interpreter makes one thread
+/// state for itself and one more in the main interpreter per builtin module
+/// it imports (the import runs the module's init function there first): some
+/// 13 reads per create(), a tenth of its time. On any other thread the
+/// bounds come from the thread's own descriptor. The helper holds a thread
+/// state of the main interpreter while it creates (`PyGILState_Ensure`), as
+/// the caller would: so the new interpreter's parked state is not bound to
+/// the helper's `PyGILState` slot (deleting it at close would otherwise clear
+/// the closing thread's slot), and its config is copied from the main
+/// interpreter's, as every interpreter's is. The caller's GIL is released
+/// while it waits, as it is while it creates.
+///
+/// # Safety
+/// The caller holds its GIL.
+#[cfg(all(Py_3_14, target_os = "linux"))]
+unsafe fn create_on_helper(daemon_threads: bool, sys_path: Option<&Value>) -> Option<Result<Made, String>> {
+    extern "C" {
+        // CPython's, since 3.8 (not bound by pyo3-ffi): the kernel's thread id.
+        fn PyThread_get_thread_native_id() -> std::ffi::c_ulong;
+    }
+    // SAFETY: a thread identity query with no preconditions; the main
+    // thread's id is the process's.
+    let on_main = unsafe { PyThread_get_thread_native_id() } == std::ffi::c_ulong::from(std::process::id());
+    // SAFETY: as above. A thread attaching during finalization hangs forever.
+    if !on_main || unsafe { Py_IsFinalizing() } != 0 {
+        return None;
+    }
+    // SAFETY: the caller's GIL is released for the wait and retaken after.
+    let saved = unsafe { PyEval_SaveThread() };
+    let made = std::thread::scope(|scope| {
+        let helper =
+            std::thread::Builder::new().name("interp-create".into()).spawn_scoped(scope, move || {
+                // SAFETY: this thread has no thread state; Ensure gives it one
+                // of the main interpreter (with its GIL), Release deletes it.
+                unsafe {
+                    let gil = PyGILState_Ensure();
+                    let made = new_interpreter(daemon_threads, sys_path);
+                    PyGILState_Release(gil);
+                    made
+                }
+            });
+        helper
+            .ok()
+            .map(|helper| helper.join().unwrap_or_else(|_| Err("interpreter creation panicked".into())))
+    });
+    // SAFETY: retakes the GIL released above.
+    unsafe { PyEval_RestoreThread(saved) };
+    made
+}
+
+#[cfg(not(all(Py_3_14, target_os = "linux")))]
+unsafe fn create_on_helper(_daemon_threads: bool, _sys_path: Option<&Value>) -> Option<Result<Made, String>> {
+    None
+}
+
+/// Recycles the memory arenas of pymalloc (the object allocator of GIL
+/// builds): an interpreter with its own allocator maps fresh 1 MiB arenas as
+/// it starts and unmaps them all when it ends, so each create() + close()
+/// paid some 400 page faults and the munmap calls again (a tenth of its
+/// time). A few freed arenas (up to `MAX_CACHED_BYTES`) are kept mapped and
+/// handed to the next arena allocation of any interpreter instead; beyond
+/// that they go back to the allocator that was installed before (CPython's
+/// mmap/munmap). pymalloc never assumes a new arena is zeroed (it accepts any
+/// arena allocator, malloc included). Free-threaded builds use mimalloc, not
+/// arenas: nothing to do there.
+#[cfg(not(Py_GIL_DISABLED))]
+mod arenas {
+    use std::ffi::c_void;
+    use std::sync::{Mutex, OnceLock};
+
+    use pyo3_ffi::{PyObjectArenaAllocator, PyObject_GetArenaAllocator, PyObject_SetArenaAllocator};
+
+    /// Smaller blocks (thread-state data stacks go through the same
+    /// allocator) are passed through.
+    const MIN_CACHED: usize = 256 * 1024;
+    /// What stays mapped at most once interpreters are closed: about what one
+    /// fresh interpreter uses.
+    const MAX_CACHED_BYTES: usize = 8 << 20;
+
+    struct Previous(PyObjectArenaAllocator);
+    // SAFETY: the previous allocator is a table of functions CPython itself
+    // calls from every interpreter's threads; its context is never touched here.
+    unsafe impl Send for Previous {}
+    // SAFETY: as above; it is only read after installation.
+    unsafe impl Sync for Previous {}
+
+    static PREVIOUS: OnceLock<Previous> = OnceLock::new();
+    /// Freed arenas kept mapped: (address, size), the most recent last.
+    static FREE: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
+
+    /// The free list, or None while another thread has it: then the arena
+    /// takes the previous allocator's way. Never waiting also means a child
+    /// forked while another thread held the lock only loses the recycling.
+    fn free_list() -> Option<std::sync::MutexGuard<'static, Vec<(usize, usize)>>> {
+        match FREE.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
+    extern "C" fn alloc(_ctx: *mut c_void, size: usize) -> *mut c_void {
+        if size >= MIN_CACHED {
+            if let Some(mut free) = free_list() {
+                if let Some(i) = free.iter().rposition(|&(_, s)| s == size) {
+                    return free.swap_remove(i).0 as *mut c_void;
+                }
+            }
+        }
+        match PREVIOUS.get() {
+            Some(Previous(PyObjectArenaAllocator { ctx, alloc: Some(alloc), .. })) => alloc(*ctx, size),
+            _ => std::ptr::null_mut(),
+        }
+    }
+
+    extern "C" fn free(_ctx: *mut c_void, ptr: *mut c_void, size: usize) {
+        if !ptr.is_null() && size >= MIN_CACHED {
+            if let Some(mut free) = free_list() {
+                let cached: usize = free.iter().map(|&(_, s)| s).sum();
+                if cached + size <= MAX_CACHED_BYTES {
+                    free.push((ptr as usize, size));
+                    return;
+                }
+            }
+        }
+        if let Some(Previous(PyObjectArenaAllocator { ctx, free: Some(free), .. })) = PREVIOUS.get() {
+            free(*ctx, ptr, size);
+        }
+    }
+
+    /// Puts the recycler in front of the current arena allocator, once per
+    /// process. Arenas already out were made by that allocator and may be
+    /// freed through either: both end in it. Another interpreter's thread may
+    /// read the allocator table while it is replaced; each of its pointers is
+    /// then the old or the new one, and any mix of them works (both contexts
+    /// are the previous allocator's, which the recycler ignores and forwards).
+    pub fn install() {
+        static INSTALLED: std::sync::Once = std::sync::Once::new();
+        INSTALLED.call_once(|| {
+            let mut previous = PyObjectArenaAllocator { ctx: std::ptr::null_mut(), alloc: None, free: None };
+            // SAFETY: reads the process's allocator table into a local.
+            unsafe { PyObject_GetArenaAllocator(&mut previous) };
+            if previous.alloc.is_none() || previous.free.is_none() {
+                return;
+            }
+            if let Some(mut free) = free_list() {
+                free.reserve(MAX_CACHED_BYTES / MIN_CACHED);
+            }
+            let ctx = previous.ctx;
+            if PREVIOUS.set(Previous(previous)).is_err() {
+                return;
+            }
+            let mut ours = PyObjectArenaAllocator { ctx, alloc: Some(alloc), free: Some(free) };
+            // SAFETY: CPython copies the table; `PREVIOUS`, which the
+            // recycler forwards to, is set before anything can call it.
+            unsafe { PyObject_SetArenaAllocator(&mut ours) };
+        });
+    }
 }
 
 /// 3.12 only: CPython 3.12 is not safe when two threads create interpreters at
