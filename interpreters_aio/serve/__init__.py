@@ -75,6 +75,12 @@ def prepare(app: str | ServeConfig, **options: Any) -> Any:
     kind = preflight.kind_of(config, loaded)
     if kind == "asgi":
         preflight.import_server(config)
+        if config.tls:
+            config.tls_context()  # a bad certificate or password: said once, before any worker
+    elif config.tls:
+        raise ConfigError(
+            "--ssl-certfile: TLS is for ASGI apps (an asyncio app opens its own sockets)"
+        )
     unsafe = preflight.interpreters_unsafe()
     refusals = None
     if config.isolation in ("auto", "interpreters") and unsafe is None:

@@ -96,6 +96,28 @@ def _parser() -> argparse.ArgumentParser:
         help="answer 503 above this many connections and tasks per worker")
     add("--limit-max-requests", type=int, default=None,
         help="replace a worker after it served this many requests")
+    add("--ws", choices=["auto", "none", "websockets", "websockets-sansio", "wsproto"],
+        default="auto", help="WebSocket protocol: auto (websockets' sans-I/O one if installed, "
+        "else wsproto) or none (upgrade requests are served as HTTP)")
+    add("--ws-max-size", type=int, default=16 * 1024 * 1024,
+        help="largest WebSocket message accepted, in bytes (default: 16 MiB)")
+    add("--ws-max-queue", type=int, default=32,
+        help="WebSocket messages buffered for the app (default: 32)")
+    add("--ws-ping-interval", type=float, default=20.0,
+        help="seconds between WebSocket pings (default: 20)")
+    add("--ws-ping-timeout", type=float, default=20.0,
+        help="close a WebSocket whose ping is not answered in this many seconds (default: 20)")
+    add("--ws-per-message-deflate", action=bool_opt, default=True,
+        help="offer WebSocket per-message compression")
+    add("--ssl-keyfile", default=None, help="TLS: the private key file (PEM)")
+    add("--ssl-certfile", default=None, help="TLS: the certificate (chain) file (PEM)")
+    add("--ssl-keyfile-password", default=None, help="TLS: the private key's password")
+    add("--ssl-version", type=int, default=17,
+        help="TLS: the ssl module's protocol constant (default: 17, PROTOCOL_TLS_SERVER)")
+    add("--ssl-cert-reqs", type=int, default=0, choices=[0, 1, 2],
+        help="TLS: client certificates: 0 none (default), 1 optional, 2 required")
+    add("--ssl-ca-certs", default=None, help="TLS: CA certificates to verify clients with")
+    add("--ssl-ciphers", default="TLSv1", help="TLS: ciphers (default: TLSv1)")
     add("--reload", action="store_true",
         help="watch the source files: a change rolls the workers over as SIGHUP does "
         "(watchfiles if installed, else polling)")

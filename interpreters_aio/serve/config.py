@@ -17,6 +17,8 @@ from typing import Any, Literal
 Interface = Literal["auto", "asgi3", "asgi2", "asyncio"]
 HttpImpl = Literal["auto", "rust", "h11"]
 Lifespan = Literal["auto", "on", "off"]
+WebSockets = Literal["auto", "none", "websockets", "websockets-sansio", "wsproto"]
+WS_IMPLS = ("auto", "none", "websockets", "websockets-sansio", "wsproto")
 IsolationMode = Literal["auto", "interpreters", "threads", "processes"]
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -133,6 +135,19 @@ class ServeConfig:
     timeout_worker_healthcheck: float = 30.0
     limit_concurrency: int | None = None
     limit_max_requests: int | None = None
+    ws: WebSockets = "auto"
+    ws_max_size: int = 16 * 1024 * 1024
+    ws_max_queue: int = 32
+    ws_ping_interval: float | None = 20.0
+    ws_ping_timeout: float | None = 20.0
+    ws_per_message_deflate: bool = True
+    ssl_keyfile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile_password: str | None = None
+    ssl_version: int = 17  # ssl.PROTOCOL_TLS_SERVER, as uvicorn's (ssl is not imported here)
+    ssl_cert_reqs: int = 0  # ssl.CERT_NONE
+    ssl_ca_certs: str | None = None
+    ssl_ciphers: str = "TLSv1"
     reload: bool = False
     reload_dirs: Sequence[str] = ()
     reload_includes: Sequence[str] = ()
@@ -179,6 +194,58 @@ class ServeConfig:
             raise ConfigError("heartbeat_interval must be shorter than timeout_worker_healthcheck")
         if self.limit_max_requests is not None and self.limit_max_requests < 1:
             raise ConfigError("--limit-max-requests must be at least 1")
+        if self.ws not in WS_IMPLS:
+            raise ConfigError(f"--ws {self.ws!r}: one of {', '.join(WS_IMPLS)}")
+        if self.ws_max_size < 1 or self.ws_max_queue < 1:
+            raise ConfigError("--ws-max-size and --ws-max-queue must be at least 1")
+        for name in ("ws_ping_interval", "ws_ping_timeout"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"--{name.replace('_', '-')} {value}: must be positive")
+        self._check_tls()
+
+    def _check_tls(self) -> None:
+        if self.ssl_keyfile is not None and self.ssl_certfile is None:
+            raise ConfigError("--ssl-keyfile needs --ssl-certfile (the certificate it belongs to)")
+        for option, path in (
+            ("--ssl-certfile", self.ssl_certfile),
+            ("--ssl-keyfile", self.ssl_keyfile),
+            ("--ssl-ca-certs", self.ssl_ca_certs),
+        ):
+            if path is not None and not os.path.isfile(path):
+                raise ConfigError(f"{option} {path!r}: no such file")
+        if self.ssl_cert_reqs not in (0, 1, 2):
+            raise ConfigError(
+                f"--ssl-cert-reqs {self.ssl_cert_reqs}: 0 (none), 1 (optional) or 2 (required)"
+            )
+        if self.ssl_cert_reqs and self.ssl_certfile is None:
+            raise ConfigError("--ssl-cert-reqs needs TLS: give --ssl-certfile")
+
+    @property
+    def tls(self) -> bool:
+        """Whether the workers serve HTTPS."""
+        return self.ssl_certfile is not None
+
+    def tls_context(self) -> Any:
+        """The server's ``ssl.SSLContext``, built as uvicorn builds it (each
+        worker builds its own; the supervisor builds one first, to fail early
+        with a clear message). Raises :class:`ConfigError` if it cannot be built."""
+        import ssl
+
+        from uvicorn.config import create_ssl_context
+
+        try:
+            return create_ssl_context(
+                keyfile=self.ssl_keyfile,
+                certfile=self.ssl_certfile,
+                password=self.ssl_keyfile_password,
+                ssl_version=self.ssl_version,
+                cert_reqs=self.ssl_cert_reqs,
+                ca_certs=self.ssl_ca_certs,
+                ciphers=self.ssl_ciphers,
+            )
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            raise ConfigError(f"TLS: cannot use --ssl-certfile/--ssl-keyfile: {exc}") from None
 
     @property
     def module(self) -> str:

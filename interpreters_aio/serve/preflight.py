@@ -179,9 +179,23 @@ def import_server(config: ServeConfig) -> None:
         raise ServeError(str(exc)) from None
     if protocol == "h11":
         import uvicorn.protocols.http.h11_impl  # noqa: F401
-    for name in ("uvicorn.protocols.websockets.websockets_impl",
-                 "uvicorn.protocols.websockets.wsproto_impl"):
+    # Only the WebSocket implementation --ws picks: importing the legacy
+    # websockets one prints uvicorn's deprecation warning at every start.
+    module = _WS_MODULES.get(config.ws)
+    if module is not None:
         try:
-            importlib.import_module(name)
-        except ImportError:
-            pass  # uvicorn's ws="auto" uses whichever library is installed
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ServeError(
+                f"--ws {config.ws} needs the {exc.name or 'missing'} package: "
+                f"pip install {_WS_PACKAGES[config.ws]}"
+            ) from None
+
+
+_WS_MODULES = {
+    "auto": "uvicorn.protocols.websockets.auto",  # websockets' sans-I/O, else wsproto, else none
+    "websockets": "uvicorn.protocols.websockets.websockets_impl",
+    "websockets-sansio": "uvicorn.protocols.websockets.websockets_sansio_impl",
+    "wsproto": "uvicorn.protocols.websockets.wsproto_impl",
+}
+_WS_PACKAGES = {"websockets": "websockets", "websockets-sansio": "websockets", "wsproto": "wsproto"}

@@ -132,7 +132,10 @@ class Listeners:
         if self._port is None:
             return "nowhere (no --host, --port or --uds)"
         host = self._config.host or "127.0.0.1"
-        return f"http://[{host}]:{self._port}" if ":" in host else f"http://{host}:{self._port}"
+        scheme = "https" if self._config.tls else "http"
+        if ":" in host:
+            return f"{scheme}://[{host}]:{self._port}"
+        return f"{scheme}://{host}:{self._port}"
 
     @property
     def port(self) -> int | None:
