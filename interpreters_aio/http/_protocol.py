@@ -365,26 +365,35 @@ class HttpProtocol(asyncio.Protocol):
     # Running requests
 
     def _start_next(self) -> None:
-        """Starts queued requests in order while none is being answered."""
+        """Starts the next queued request if none is being answered.
+
+        One request per connection per turn: when a request answered at once
+        (its task finished eagerly) has another behind it, already read
+        (pipelined), that one waits for the next loop iteration, behind every
+        other connection that is ready now, instead of being served straight
+        away, again and again, while they wait.
+        """
         if self.starting:
             return
-        self.starting = True
-        try:
-            while self.active is None and self.pipeline:
-                cycle, app = self.pipeline.popleft()
-                if cycle is None:
-                    self._refuse(*app)
-                    self.pipeline.clear()
-                    return
-                if self.transport.is_closing():
-                    self.pipeline.clear()
-                    return
-                self.active = cycle
+        if self.active is None and self.pipeline:
+            cycle, app = self.pipeline.popleft()
+            if cycle is None:
+                self._refuse(*app)
+                self.pipeline.clear()
+                return
+            if self.transport.is_closing():
+                self.pipeline.clear()
+                return
+            self.active = cycle
+            self.starting = True
+            try:
                 self._spawn(cycle, app)
-        finally:
-            self.starting = False
+            finally:
+                self.starting = False
         if self.active is None and not self.transport.is_closing():
-            if self.upgrade is not None:
+            if self.pipeline:
+                self.loop.call_soon(self._start_next)
+            elif self.upgrade is not None:
                 self._upgrade()
             else:
                 self.resume_reading()
