@@ -53,6 +53,7 @@ class Cycle:
     """The ASGI side of one request on a connection (private)."""
 
     __slots__ = (
+        "began",
         "chunks",
         "complete",
         "conn",
@@ -90,6 +91,7 @@ class Cycle:
         self.head_pending = False
         self.complete = False
         self.status = 0
+        self.began = 0.0  # perf_counter() at the head, with serve's --metrics-port
         self.headers: Any = None
         self.mode = MODE_LENGTH
         self.remaining = 0

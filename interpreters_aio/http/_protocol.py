@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import time
 from collections import deque
 from typing import Any
 
@@ -97,6 +98,8 @@ class HttpProtocol(asyncio.Protocol):
         self.server_state = server_state
         self.connections = server_state.connections
         self.tasks = server_state.tasks
+        #: serve's --metrics-port counters (serve.metrics.RequestCounts), or None.
+        self.metrics = getattr(server_state, "metrics", None)
         max_head = getattr(config, "h11_max_incomplete_event_size", None) or 16 * 1024
         self.parser = _core.http_parser(max_head, self.max_headers)
 
@@ -284,6 +287,8 @@ class HttpProtocol(asyncio.Protocol):
         keep_alive = bool(flags & _KEEP_ALIVE) and not self.closing
         cycle = Cycle(self, scope, keep_alive, bool(flags & _EXPECT), bool(flags & _HAS_BODY))
         cycle.flags = (1 if method == "HEAD" else 0) | (2 if flags & _HTTP10 else 0)
+        if self.metrics is not None:
+            cycle.began = time.perf_counter()
         limit = self.limit_concurrency
         if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
             self.logger.warning("Exceeded concurrency limit.")
@@ -420,6 +425,8 @@ class HttpProtocol(asyncio.Protocol):
     def response_complete(self, cycle: Cycle) -> None:
         """Called by `cycle` once its response is sent: starts the next request."""
         self.server_state.total_requests += 1
+        if self.metrics is not None:
+            self.metrics.record(cycle.status, time.perf_counter() - cycle.began)
         if cycle is self.active:
             self.active = None
         if self.transport.is_closing():

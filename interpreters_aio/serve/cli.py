@@ -118,6 +118,12 @@ def _parser() -> argparse.ArgumentParser:
         help="TLS: client certificates: 0 none (default), 1 optional, 2 required")
     add("--ssl-ca-certs", default=None, help="TLS: CA certificates to verify clients with")
     add("--ssl-ciphers", default="TLSv1", help="TLS: ciphers (default: TLSv1)")
+    add("--metrics-port", type=int, default=None, metavar="PORT",
+        help="serve Prometheus metrics at http://METRICS-HOST:PORT/metrics from the "
+        "supervisor: requests, responses by status class, durations, open connections, "
+        "restarts and health-check misses, per worker and in total (default: off)")
+    add("--metrics-host", default="127.0.0.1",
+        help="the address of --metrics-port (default: 127.0.0.1)")
     add("--reload", action="store_true",
         help="watch the source files: a change rolls the workers over as SIGHUP does "
         "(watchfiles if installed, else polling)")

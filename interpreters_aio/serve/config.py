@@ -148,6 +148,8 @@ class ServeConfig:
     ssl_cert_reqs: int = 0  # ssl.CERT_NONE
     ssl_ca_certs: str | None = None
     ssl_ciphers: str = "TLSv1"
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
     reload: bool = False
     reload_dirs: Sequence[str] = ()
     reload_includes: Sequence[str] = ()
@@ -203,6 +205,8 @@ class ServeConfig:
             if value is not None and value <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')} {value}: must be positive")
         self._check_tls()
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ConfigError(f"--metrics-port {self.metrics_port} is not a TCP port")
 
     def _check_tls(self) -> None:
         if self.ssl_keyfile is not None and self.ssl_certfile is None:

@@ -44,6 +44,7 @@ from .. import _core, create_queue
 from . import logs, worker
 from .config import STARTUP_FAILURE, ServeConfig
 from .isolation import Isolation, Runner, WorkerCall
+from .metrics import MetricsServer, Tally, render
 from .preflight import ServeError
 from .sockets import Listeners
 
@@ -71,6 +72,7 @@ class _Worker:
         self.exited = asyncio.get_running_loop().create_future()
         self.last_beat = time.monotonic()
         self.requests = 0
+        self.tally = Tally()  # its last heartbeat's counters (--metrics-port)
         self.retired = False  # replaced or stopped on purpose: its exit starts nothing
         self.unresponsive = False  # its loop stopped answering: interrupted, maybe stuck in C
 
@@ -127,6 +129,10 @@ class Supervisor:
         self._reload_again = False
         self._watcher: Any = None
         self._ready = asyncio.Event()
+        self._metrics: MetricsServer | None = None
+        self._ended = Tally()  # request counters of the workers that have ended
+        self._server_counts = Tally()  # restarts and health-check misses, all slots
+        self._slot_counts: dict[int, Tally] = {}  # the same, per slot
 
     # --- control -----------------------------------------------------------
 
@@ -223,6 +229,10 @@ class Supervisor:
         try:
             # Inside the try: the finally below undoes it (and the rest) if it fails.
             self.isolation.start()
+            if config.metrics_port is not None:
+                self._metrics = MetricsServer(config.metrics_host, config.metrics_port,
+                                              self.metrics_text)
+                await self._metrics.start()
             try:
                 for slot in range(self.config.workers):
                     self._start(slot)
@@ -259,6 +269,8 @@ class Supervisor:
             self._logs.close()
             await asyncio.gather(*pumps, return_exceptions=True)
             self._listeners.close()
+            if self._metrics is not None:
+                await self._metrics.close()
             self.isolation.stop()
         return self._exit_code
 
@@ -311,6 +323,7 @@ class Supervisor:
                 with contextlib.suppress(Exception):
                     await w.runner.close()
             self._live.pop(w.key, None)
+            self._ended.add(w.tally)
             if not w.ready.done():
                 w.ready.set_result(False)
         self._after_exit(w, kind, detail)
@@ -355,6 +368,7 @@ class Supervisor:
         self._restarts[w.slot] = recent
         delay = RESTART_BACKOFF[min(len(recent) - 1, len(RESTART_BACKOFF) - 1)]
         logger.info("restarting worker %d in %.1f s", w.slot, delay)
+        self._counted(w.slot, restarts=1)
         asyncio.get_running_loop().call_later(delay, self._restart_slot, w.slot)
 
     def _restart_slot(self, slot: int) -> None:
@@ -371,6 +385,8 @@ class Supervisor:
             if kind == "beat":
                 w.last_beat = time.monotonic()
                 w.requests = event[2]
+                if len(event) > 4:
+                    w.tally.set_from(event[2], event[3], event[4])
             elif kind == "ready":
                 w.last_beat = time.monotonic()
                 if not w.ready.done():
@@ -380,6 +396,29 @@ class Supervisor:
                     w.exited.set_result((event[2], event[3]))
             elif kind == "message":
                 self._inbox.put_nowait((w.slot, event[2]))
+
+    # --- metrics (--metrics-port) --------------------------------------------
+
+    def _counted(self, slot: int, *, restarts: int = 0, healthcheck_misses: int = 0) -> None:
+        for tally in (self._slot_counts.setdefault(slot, Tally()), self._server_counts):
+            tally.restarts += restarts
+            tally.healthcheck_misses += healthcheck_misses
+
+    def metrics_text(self) -> str:
+        """The Prometheus text ``--metrics-port`` serves (see :mod:`.metrics`)."""
+        workers = []
+        for slot, w in self._workers.items():
+            tally = Tally()
+            tally.add(w.tally)
+            tally.connections = w.tally.connections
+            counts = self._slot_counts.get(slot)
+            if counts is not None:
+                tally.restarts = counts.restarts
+                tally.healthcheck_misses = counts.healthcheck_misses
+            workers.append((slot, tally))
+        # The workers of now count in the totals through `workers`; the
+        # ended ones through `_ended`.
+        return render(workers, self._ended, self._server_counts)
 
     async def _watchdog(self) -> None:
         assert self._stopping is not None
@@ -396,9 +435,11 @@ class Supervisor:
                         "interrupting and replacing it", w, now - w.last_beat,
                     )
                     w.retired = w.unresponsive = True
+                    self._counted(w.slot, healthcheck_misses=1)
                     if self._workers.get(w.slot) is w:
                         del self._workers[w.slot]
                         if not self._stopping.is_set():
+                            self._counted(w.slot, restarts=1)
                             self._start(w.slot)
                     if w.runner is not None:
                         w.runner.interrupt()

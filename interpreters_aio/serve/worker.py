@@ -227,9 +227,18 @@ class _Worker:
             return int(self.server.server_state.total_requests)
         return 0
 
+    def counts(self) -> tuple[Any, int]:
+        """For --metrics-port: the response counters and open connections."""
+        server = self.server
+        if server is None or self.config.metrics_port is None:
+            return None, 0
+        metrics = getattr(server.server_state, "metrics", None)
+        snapshot = metrics.snapshot() if metrics is not None else None
+        return snapshot, len(server.server_state.connections)
+
     async def heartbeat(self) -> None:
         while True:
-            self.emit("beat", self.key, self.requests())
+            self.emit("beat", self.key, self.requests(), *self.counts())
             await asyncio.sleep(self.config.heartbeat_interval)
 
     async def control(self, ctl: Any) -> None:
@@ -372,6 +381,10 @@ class _Worker:
         if "limit_max_requests_jitter" in inspect.signature(uvicorn.Config).parameters:
             options["limit_max_requests_jitter"] = 0
         server = self.server = WorkerServer(uvicorn.Config(**options))
+        if config.metrics_port is not None:
+            from .metrics import RequestCounts
+
+            server.server_state.metrics = RequestCounts()  # counted by our protocol
         if self.stop_requested:  # stop arrived while we were importing
             server.should_exit = True
         # A socket of one's own (--reuse-port) takes whole bursts.
