@@ -39,7 +39,8 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
              "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
     common = "authorityKeyIdentifier=keyid,issuer\nkeyUsage=critical,digitalSignature\n"
     for name, ext in (
-        ("server", common + "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost"),
+        ("server", common + "extendedKeyUsage=serverAuth\n"
+                   "subjectAltName=IP:127.0.0.1,DNS:localhost"),
         ("client", common + "extendedKeyUsage=clientAuth"),
     ):
         _openssl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr",
@@ -197,7 +198,8 @@ def test_ws_none_serves_upgrades_as_http():
 
 def test_websocket_over_tls(certs: Path):
     pytest.importorskip("websockets")
-    with ServeProcess("tls_ws_app:app", "--workers", "1", "--port", "0", *_tls_args(certs)) as serve:
+    args = ["--workers", "1", "--port", "0", *_tls_args(certs)]
+    with ServeProcess("tls_ws_app:app", *args) as serve:
         port = _tls_serving(serve)
         echoed = _ws_echo(f"wss://127.0.0.1:{port}/", "secret", ssl=_client_context(certs))
         assert echoed == "wss:secret"
