@@ -34,6 +34,7 @@ import interpreters_aio as interpreters
 from interpreters_aio import _core
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+FREE_THREADED = not getattr(sys, "_is_gil_enabled", lambda: True)()
 N = 5000
 
 needs_asyncio_in_subinterpreters = pytest.mark.skipif(
@@ -85,7 +86,9 @@ def test_a_parser_lives_in_the_interpreters_allocator() -> None:
         keep[:] = [None] * N
         gc.collect()
         left = tracemalloc.get_traced_memory()[0] - before
-        assert left < N, left  # a few hundred bytes of bookkeeping at most, not N parsers
+        # A few hundred bytes of bookkeeping at most, not N parsers (each
+        # over 100 bytes); free-threaded builds free some blocks lazily.
+        assert left < (N * 4 if FREE_THREADED else N), left
     finally:
         tracemalloc.stop()
 
@@ -199,6 +202,10 @@ def test_connection_churn_leaves_nothing_behind_in_a_subinterpreter(interp) -> N
     assert protocols == 0
     assert grown_kinds == {}, grown_kinds
     # Per connection, far less than one block (the server's objects are
-    # ~40 blocks per connection; a leak of any of them would show).
-    assert grown_blocks < connections // 4, grown_blocks
+    # ~40 blocks per connection; a leak of any of them would show). On
+    # free-threaded builds mimalloc frees some blocks lazily and the count
+    # jumps by thousands at random (2,092 after 800 connections, 2,225
+    # after 2,400, 9,367 after 4,800): there the object census above says it.
+    if not FREE_THREADED:
+        assert grown_blocks < connections // 4, grown_blocks
 
