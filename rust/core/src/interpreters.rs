@@ -20,6 +20,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
@@ -114,6 +115,11 @@ pub struct CloseTicket {
 pub struct InterpreterTable {
     records: Mutex<BTreeMap<i64, Record>>,
     became_idle: Condvar,
+    /// Threads in `wait_until_idle`; changed and read only under `records`'
+    /// lock. A condition variable's notify is a `futex` system call even
+    /// with nobody waiting (std's), and `end_run` ends every call: without
+    /// waiters it is skipped.
+    idle_waiters: AtomicUsize,
 }
 
 impl Default for InterpreterTable {
@@ -124,7 +130,11 @@ impl Default for InterpreterTable {
 
 impl InterpreterTable {
     pub const fn new() -> Self {
-        Self { records: Mutex::new(BTreeMap::new()), became_idle: Condvar::new() }
+        Self {
+            records: Mutex::new(BTreeMap::new()),
+            became_idle: Condvar::new(),
+            idle_waiters: AtomicUsize::new(0),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<i64, Record>> {
@@ -232,8 +242,18 @@ impl InterpreterTable {
                 record.activity = Activity::Idle;
             }
         }
+        self.notify_idle(records);
+    }
+
+    /// Wakes the threads in `wait_until_idle`, if any, after a change made
+    /// under `records` (the count is read under the same lock, so a waiter
+    /// that saw the old state is counted).
+    fn notify_idle(&self, records: MutexGuard<'_, BTreeMap<i64, Record>>) {
+        let waiters = self.idle_waiters.load(Ordering::Relaxed);
         drop(records);
-        self.became_idle.notify_all();
+        if waiters > 0 {
+            self.became_idle.notify_all();
+        }
     }
 
     /// Waits until nobody runs code in `id` (or it is gone); false on timeout.
@@ -249,11 +269,13 @@ impl InterpreterTable {
             if now >= deadline {
                 return false;
             }
+            self.idle_waiters.fetch_add(1, Ordering::Relaxed);
             records = self
                 .became_idle
                 .wait_timeout(records, deadline - now)
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .0;
+            self.idle_waiters.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -275,10 +297,11 @@ impl InterpreterTable {
     /// Puts an interpreter whose close failed back in service. The cached
     /// thread states handed out by `begin_close` must have been deleted.
     pub fn abort_close(&self, id: i64) {
-        if let Some(record) = self.lock().get_mut(&id) {
+        let mut records = self.lock();
+        if let Some(record) = records.get_mut(&id) {
             record.activity = Activity::Idle;
         }
-        self.became_idle.notify_all();
+        self.notify_idle(records);
     }
 
     /// One more `Interpreter` object stands for `id`; false if there is no such record.
@@ -308,8 +331,9 @@ impl InterpreterTable {
 
     /// Forgets an interpreter that was closed (or destroyed behind our back).
     pub fn finish_close(&self, id: i64) {
-        self.lock().remove(&id);
-        self.became_idle.notify_all();
+        let mut records = self.lock();
+        records.remove(&id);
+        self.notify_idle(records);
     }
 }
 
