@@ -7,6 +7,8 @@ No framework, so the server, not a router, is what is measured. Endpoints:
   iterations, calibrated once by the benchmark and passed in the environment
   so that every server does the same work), then a short body;
 - ``GET /16k``: a 16 KiB body;
+- ``GET /json``: about 1 KB of JSON, ``json.dumps`` of a 12-item dict built
+  fresh for each request (real per-request work and allocations);
 - ``POST /upload``: reads the whole request body and answers with its length.
 
 Each worker (a process, or an interpreter of ours) counts the requests it
@@ -37,6 +39,24 @@ def burn(loops: int) -> int:
     for i in range(loops):
         total += i * i % 7
     return total
+
+
+def document() -> dict[str, object]:
+    """The ``/json`` document: a fresh 12-item dict (about 1 KB as JSON)."""
+    return {
+        "id": 12345,
+        "name": "interpreters-aio",
+        "active": True,
+        "score": 98.6,
+        "tags": ["asgi", "http", "rust", "subinterpreters", "asyncio", "benchmark"],
+        "owner": {"login": "octocat", "id": 1, "site_admin": False, "type": "User"},
+        "items": [{"n": i, "square": i * i, "label": f"item-{i}"} for i in range(12)],
+        "description": "A server that runs ASGI apps in subinterpreters of one process " * 2,
+        "counts": {"stars": 4200, "forks": 310, "issues": 28, "watchers": 150},
+        "created": "2026-11-01T12:00:00Z",
+        "updated": "2026-12-07T17:30:00Z",
+        "license": None,
+    }
 
 
 def _headers(length: int, content_type: bytes = b"text/plain") -> list[tuple[bytes, bytes]]:
@@ -81,6 +101,11 @@ async def app(scope, receive, send) -> None:
         await _respond(send, HELLO)
     elif path == "/cpu":
         await _respond(send, b"%d" % burn(CPU_LOOPS))
+    elif path == "/json":
+        body = json.dumps(document()).encode()
+        headers = _headers(len(body), b"application/json")
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
     elif path == "/16k":
         await _respond(send, BODY_16K)
     elif path == "/upload":

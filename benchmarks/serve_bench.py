@@ -78,6 +78,9 @@ class Endpoint:
 ENDPOINTS = (
     Endpoint("hello", "/", "GET /: 13 bytes"),
     Endpoint("cpu 1 ms", "/cpu", "GET /cpu: about 1 ms of pure Python per request"),
+    Endpoint(
+        "json ~1 KB", "/json", "GET /json: json.dumps of a 12-item dict built per request (~1 KB)"
+    ),
     Endpoint("16 KiB response", "/16k", "GET /16k: a 16 KiB body"),
     Endpoint("POST 64 KiB", "/upload", "POST /upload: a 64 KiB body, read whole", post=True),
 )
