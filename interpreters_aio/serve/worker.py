@@ -378,6 +378,24 @@ class _Worker:
             # share, only this worker's share of the queue (ListeningSocket).
             backlog=config.backlog,
         )
+        options.update(
+            ws=config.ws,
+            ws_max_size=config.ws_max_size,
+            ws_max_queue=config.ws_max_queue,
+            ws_ping_interval=config.ws_ping_interval,
+            ws_ping_timeout=config.ws_ping_timeout,
+            ws_per_message_deflate=config.ws_per_message_deflate,
+        )
+        if config.tls:  # each worker builds its own context (uvicorn's config.load())
+            options.update(
+                ssl_keyfile=config.ssl_keyfile,
+                ssl_certfile=config.ssl_certfile,
+                ssl_keyfile_password=config.ssl_keyfile_password,
+                ssl_version=config.ssl_version,
+                ssl_cert_reqs=config.ssl_cert_reqs,
+                ssl_ca_certs=config.ssl_ca_certs,
+                ssl_ciphers=config.ssl_ciphers,
+            )
         if "limit_max_requests_jitter" in inspect.signature(uvicorn.Config).parameters:
             options["limit_max_requests_jitter"] = 0
         server = self.server = WorkerServer(uvicorn.Config(**options))
