@@ -198,6 +198,13 @@ SERVERS = (
         requires=("interpreters_aio.serve",),
     ),
     Server(
+        f"ours -w{WORKERS} rust, --metrics-port",
+        _ours("--http", "rust", "--metrics-port", "0"),
+        "the default row with Prometheus metrics on: the cost of counting (target: < 3%)",
+        requires=("interpreters_aio.serve",),
+        only=("hello",),
+    ),
+    Server(
         f"ours -w{WORKERS} h11",
         _ours("--http", "h11"),
         "uvicorn's h11 protocol in our workers",
