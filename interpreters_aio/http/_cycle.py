@@ -35,6 +35,13 @@ _KEEP_ALIVE = 4
 #: Buffered request body beyond which the connection stops reading (as uvicorn).
 HIGH_WATER_LIMIT = 65536
 
+#: Largest whole response kept back to be written with the others of the same
+#: loop iteration (HttpProtocol.defer). Larger ones are written at once: the
+#: client's wake-up matters less next to their copy, and 64 connections' worth
+#: of 16 KiB responses held back is 1 MiB that leaves the CPU's cache before
+#: it is sent (16 KiB route: 8% more CPU when deferred).
+DEFER_MAX = 4096
+
 _DISCONNECT = {"type": "http.disconnect"}
 
 
@@ -186,10 +193,10 @@ class Cycle:
             data, self.mode, self.remaining, self.keep_alive = _response(
                 self.status, conn.server_state.default_headers, self.headers, flags, body, more_body
             )
-            if more_body or not self.keep_alive:
+            if more_body or not self.keep_alive or len(data) > DEFER_MAX:
                 conn.flush()
                 transport.write(data)
-            else:  # a whole response: written with the others of this loop iteration
+            else:  # a whole small response: written with the others of this loop iteration
                 conn.defer(data)
         else:
             conn.flush()
