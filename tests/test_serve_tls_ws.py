@@ -204,3 +204,20 @@ def test_websocket_over_tls(certs: Path):
         echoed = _ws_echo(f"wss://127.0.0.1:{port}/", "secret", ssl=_client_context(certs))
         assert echoed == "wss:secret"
         assert serve.stop() == 0
+
+
+def test_a_worker_imports_websockets_at_its_first_upgrade_and_no_uvicorn_cli():
+    # Memory per worker (issue 28 item 3): websockets (~1.7 MiB) loads at the
+    # first upgrade, and uvicorn's package __init__ (click, the supervisors)
+    # not at all, though its names still work for the app.
+    pytest.importorskip("websockets")
+    with ServeProcess("tls_ws_app:app", "--workers", "1", "--port", "0",
+                      "--isolation", "interpreters") as serve:
+        port = serve.wait_serving()
+        assert serve.get("/modules") == (200, "-")
+        assert _ws_echo(f"ws://127.0.0.1:{port}/", "hi") == "ws:hi"
+        assert serve.get("/modules")[1] == "websockets"
+        status, body = serve.get("/uvicorn")
+        assert status == 200 and body.endswith(" Config run"), body
+        assert serve.get("/modules")[1] == "click uvicorn.main websockets"
+        assert serve.stop() == 0

@@ -134,6 +134,10 @@ class HttpProtocol(asyncio.Protocol):
         self.access_logger = logging.getLogger("uvicorn.access")
         self.access_log = self.access_logger.hasHandlers()
         self.ws_protocol_class = config.ws_protocol_class
+        if self.ws_protocol_class is None:
+            # serve imports the WebSocket implementation at the first upgrade
+            # (websockets costs ~1.7 MiB per interpreter): the --ws name.
+            self.ws_pending = getattr(server_state, "ws_pending", None)
         self.root_path: str = config.root_path
         self.root_path_bytes = self.root_path.encode("ascii")
         self.asgi_version = config.asgi_version
@@ -325,6 +329,25 @@ class HttpProtocol(asyncio.Protocol):
         if started:
             self._start_next()
 
+    ws_pending: str | None = None
+
+    def _websockets(self) -> Any:
+        """The WebSocket protocol class, imported now if serve deferred it (and
+        shared through ``server_state`` with the worker's other connections);
+        None when there is none (``--ws none``, or no library for ``auto``)."""
+        if self.ws_protocol_class is None and self.ws_pending is not None:
+            state = self.server_state
+            cls = getattr(state, "ws_class", False)
+            if cls is False:
+                from uvicorn.config import WS_PROTOCOLS
+                from uvicorn.importer import import_from_string
+
+                target = WS_PROTOCOLS.get(self.ws_pending)
+                cls = state.ws_class = import_from_string(target) if target else None
+            self.ws_protocol_class = cls
+            self.ws_pending = None
+        return self.ws_protocol_class
+
     def _on_head(self, head: tuple[Any, ...]) -> bool:
         """Queues the request of `head`; True if it is a WebSocket upgrade,
         which happens once the requests before it are answered."""
@@ -332,7 +355,7 @@ class HttpProtocol(asyncio.Protocol):
         self._cancel_timer()
         self.partial = False
         if upgrade is not None:
-            if upgrade == b"websocket" and self.ws_protocol_class is not None:
+            if upgrade == b"websocket" and self._websockets() is not None:
                 self.upgrade = (method, raw_path, query, headers)
                 if self.active is not None or self.pipeline:
                     self.pause_reading()  # until the requests before it are answered

@@ -188,6 +188,48 @@ def is_asyncio_main(app: object) -> bool:
     return len(params) == 1
 
 
+def _lean_uvicorn() -> None:
+    """Registers the ``uvicorn`` package without running its ``__init__``,
+    whose ``from uvicorn.main import ...`` brings click, the supervisors and
+    multiprocessing into every worker (~1.9 MiB each) for nothing: a worker
+    imports ``uvicorn.config`` and ``uvicorn.server`` itself. The package's
+    names (``Config``, ``Server``, ``run``, ``main``, ``__version__``) load on
+    first use, so an app that uses them sees no difference. Not done where
+    uvicorn is already imported (the supervisor's interpreter, threads mode)."""
+    if "uvicorn" in sys.modules:
+        return
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("uvicorn")
+    except (ImportError, ValueError):
+        return
+    if spec is None or spec.submodule_search_locations is None:
+        return  # not installed (run_asgi says so) or not the package we know
+    package = importlib.util.module_from_spec(spec)
+    package.__getattr__ = _uvicorn_attribute  # type: ignore[attr-defined]
+    package.__all__ = ["main", "run", "Config", "Server"]  # type: ignore[attr-defined]
+    sys.modules["uvicorn"] = package
+
+
+_UVICORN_NAMES = {
+    "__version__": "uvicorn._version",
+    "Config": "uvicorn.config",
+    "Server": "uvicorn.server",
+    "main": "uvicorn.main",
+    "run": "uvicorn.main",
+}
+
+
+def _uvicorn_attribute(name: str) -> Any:
+    module = _UVICORN_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'uvicorn' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    setattr(sys.modules["uvicorn"], name, value)
+    return value
+
+
 def http_protocol(name: str) -> Any:
     """uvicorn's ``http=`` value for ``--http``: our Rust protocol class, or ``"h11"``."""
     if name == "h11":
@@ -378,8 +420,13 @@ class _Worker:
             # share, only this worker's share of the queue (ListeningSocket).
             backlog=config.backlog,
         )
+        protocol = options["http"]
+        # With our protocol the WebSocket implementation is imported at the
+        # first upgrade (HttpProtocol._websockets): websockets costs ~1.7 MiB
+        # in every worker that may never see one. uvicorn's h11 needs it now.
+        deferred_ws = protocol != "h11" and config.ws != "none"
         options.update(
-            ws=config.ws,
+            ws="none" if deferred_ws else config.ws,
             ws_max_size=config.ws_max_size,
             ws_max_queue=config.ws_max_queue,
             ws_ping_interval=config.ws_ping_interval,
@@ -399,6 +446,8 @@ class _Worker:
         if "limit_max_requests_jitter" in inspect.signature(uvicorn.Config).parameters:
             options["limit_max_requests_jitter"] = 0
         server = self.server = WorkerServer(uvicorn.Config(**options))
+        if deferred_ws:
+            server.server_state.ws_pending = config.ws
         if config.metrics_port is not None:
             from .metrics import RequestCounts
 
@@ -462,6 +511,7 @@ def worker_main(
     event loop to run (uvloop's, in a process of its own), else asyncio's.
     """
     config = ServeConfig.from_wire(wire)
+    _lean_uvicorn()
     writers = logs.install(
         log_queue, f"[worker {slot}]", config.log_level, config.access_log,
         per_thread=shared_interpreter,
