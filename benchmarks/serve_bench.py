@@ -21,6 +21,7 @@ nothing is left running. A server whose package is missing is reported as
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -145,6 +146,40 @@ def _granian(port: int) -> list[str]:
     ]  # fmt: skip
 
 
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+NGINX_LIMIT = "nginx static 200 (the limit)"
+_NGINX_CONF = """\
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log stderr warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ return 200 "Hello, world!"; }}
+    }}
+}}
+"""
+
+
+def _nginx(port: int) -> list[str]:
+    """nginx answering a static 200 with one worker process: what a request
+    costs on this kernel with nothing but the HTTP work (the "limit" row)."""
+    folder = tempfile.mkdtemp(prefix="serve-bench-nginx-")
+    atexit.register(shutil.rmtree, folder, True)
+    conf = os.path.join(folder, "nginx.conf")
+    with open(conf, "w", encoding="ascii") as file:
+        file.write(_NGINX_CONF.format(dir=folder, port=port))
+    return [NGINX, "-p", folder, "-c", conf]
+
+
 def _gunicorn(port: int) -> list[str]:
     return [
         sys.executable, "-m", "gunicorn", APP,
@@ -177,6 +212,15 @@ SERVERS = (
         _granian,
         "granian --interface asgi: Rust HTTP; processes (threads on a free-threaded build)",
         requires=("granian",),
+    ),
+    Server(
+        NGINX_LIMIT,
+        _nginx,
+        "one worker process, no app: the kernel and HTTP alone",
+        only=("hello",),
+        unavailable="" if os.path.exists(NGINX) else (
+            "nginx is not installed (apt-get install nginx-light)"
+        ),
     ),
     Server(
         UVICORN_ONE,
@@ -617,6 +661,25 @@ def render(results: dict[str, list[Row]], scaling: list[str], header: list[str])
     return "\n".join(lines) + "\n"
 
 
+def _peer_lines(results: dict[str, list[Row]]) -> list[str]:
+    """Per case: our default row against the best peer (the fastest server
+    that is not ours), and against the nginx limit where it ran."""
+    lines = []
+    for case, case_rows in results.items():
+        rates = {r.server: r.requests_per_second for r in case_rows if r.requests_per_second}
+        ours = rates.get(OURS_DEFAULT)
+        peers = {n: v for n, v in rates.items() if not n.startswith("ours") and n != NGINX_LIMIT}
+        if not ours or not peers:
+            continue
+        best = max(peers, key=peers.__getitem__)
+        text = f"{case}: {OURS_DEFAULT} = {ours / peers[best]:.2f}x the best peer ({best})"
+        limit = rates.get(NGINX_LIMIT)
+        if limit:
+            text += f", {ours / limit:.0%} of the nginx limit"
+        lines.append(text)
+    return lines
+
+
 def _scaling_lines(results: dict[str, list[Row]]) -> list[str]:
     rows = {row.server: row for row in results.get("cpu 1 ms", [])}
 
@@ -636,6 +699,12 @@ def _scaling_lines(results: dict[str, list[Row]]) -> list[str]:
                 f"scaling, cpu 1 ms: {name} / {OURS_ONE} = {speedup:.2f}x "
                 f"(goal >= {goal:.2f}x, {verdict})"
             )
+    ours_pss_n, ours_pss_1 = (rows.get(n) and rows[n].pss for n in (OURS_DEFAULT, OURS_ONE))
+    if ours_pss_n and ours_pss_1 and WORKERS > 1:
+        lines.append(
+            f"memory, cpu 1 ms: {OURS_DEFAULT} PSS {_mib(ours_pss_n)} vs 1 worker "
+            f"{_mib(ours_pss_1)}: {_mib((ours_pss_n - ours_pss_1) / (WORKERS - 1))} per worker more"
+        )
     uvicorn_n, uvicorn_1 = rate(BASELINE_SERVER), rate(UVICORN_ONE)
     if uvicorn_n and uvicorn_1:
         lines.append(
@@ -709,7 +778,7 @@ def run(
             " (WARNING: the machine was busy, the numbers are unreliable)" if before > 0.5 else ""
         )
         header.append(f"load average (1 min) before: {before:.2f}, after: {after:.2f}{busy}")
-    scaling = _scaling_lines(results)
+    scaling = _peer_lines(results) + _scaling_lines(results)
     case_results = [
         CaseResult(
             e.case,
