@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -110,14 +111,13 @@ _STOPPING: set[asyncio.Task[None]] = set()  # strong references until they finis
 
 
 async def _stop(worker: Any, reason: str) -> None:
-    from distributed.core import Status
-
     try:
-        # A worker still starting ignores close(); wait (bounded) until it runs.
-        for _ in range(1200):
-            if worker.status != Status.init:
-                break
-            await asyncio.sleep(0.05)
+        # A worker still starting ignores close(). Server.start() is
+        # idempotent: it waits on the start in progress (its startup lock)
+        # and returns once the worker runs; a failed start raises, and then
+        # close() has nothing left to stop but is harmless.
+        with contextlib.suppress(Exception):
+            await worker.start()
         await worker.close(nanny=True, reason=reason)
     finally:
         _STOPPING.discard(asyncio.current_task())  # type: ignore[arg-type]
