@@ -5,6 +5,7 @@ worker processes on 127.0.0.1. Skipped where distributed is not installed."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -174,94 +175,15 @@ def _dask_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "distributed.cli.dask_" + args[0], *args[1:]]
 
 
-def test_dask_worker_preload_with_real_processes_and_restart(tmp_path):
+@contextlib.contextmanager
+def _dask_processes(tmp_path: Path, *, profile: bool, nthreads: int):
+    """A ``dask scheduler`` and a ``dask worker --preload interpreters_aio.dask``
+    on 127.0.0.1, both logging to one file; yields (scheduler, worker,
+    scheduler_file, logs). Whatever still runs at the end is stopped."""
     scheduler_file = tmp_path / "scheduler.json"
     env = {
         **os.environ,
-        "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
-        "PYTHONPATH": os.pathsep.join(filter(None, [TESTS_DIR, os.environ.get("PYTHONPATH")])),
-    }
-    logs = tmp_path / "logs.txt"
-    with open(logs, "w") as log:
-        scheduler = subprocess.Popen(
-            _dask_command(
-                "scheduler",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--no-dashboard",
-                "--scheduler-file",
-                str(scheduler_file),
-            ),
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        worker = None
-        try:
-            deadline = time.monotonic() + 60
-            while not scheduler_file.exists():
-                assert scheduler.poll() is None, logs.read_text()
-                assert time.monotonic() < deadline, logs.read_text()
-                time.sleep(0.1)
-            worker = subprocess.Popen(
-                _dask_command(
-                    "worker",
-                    "--scheduler-file",
-                    str(scheduler_file),
-                    "--host",
-                    "127.0.0.1",
-                    "--nthreads",
-                    "2",
-                    "--no-dashboard",
-                    "--preload",
-                    "interpreters_aio.dask",
-                ),
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            with Client(scheduler_file=str(scheduler_file), timeout=60) as client:
-                client.wait_for_workers(1, timeout=60)
-                with dask.annotate(executor="interpreters"):
-                    results = client.gather(client.map(tasks.where, range(6)))
-                    failing = client.submit(tasks.lookup, "absent")
-                assert [square for _, square in results] == [i * i for i in range(6)]
-                assert all(where != 0 for where, _ in results)
-                with pytest.raises(KeyError, match="absent") as info:
-                    failing.result(timeout=30)
-                assert "lookup" in [frame.name for frame in info.traceback]
-                old_pids = set(client.run(os.getpid).values())
-
-                client.restart(timeout=60)
-                client.wait_for_workers(1, timeout=60)
-                new_pids = set(client.run(os.getpid).values())
-                assert new_pids.isdisjoint(old_pids)
-                with dask.annotate(executor="interpreters"):
-                    again = client.gather(client.map(tasks.where, range(4), pure=False))
-                assert all(where != 0 for where, _ in again)
-                client.shutdown()
-            assert scheduler.wait(timeout=60) == 0, logs.read_text()
-            assert worker.wait(timeout=60) == 0, logs.read_text()
-            for pid in old_pids | new_pids:
-                _wait_gone(pid)
-        finally:
-            for proc in (worker, scheduler):
-                if proc is not None and proc.poll() is None:
-                    proc.kill()
-                    proc.wait(timeout=30)
-    text = logs.read_text()
-    assert "Fatal Python error" not in text and "Segmentation fault" not in text, text
-
-
-def test_dask_worker_preload_stops_the_worker_when_setup_fails(tmp_path):
-    # With the profiler on, the executor cannot start: the worker (and its
-    # nanny) must stop, saying why, not run on without the executor.
-    scheduler_file = tmp_path / "scheduler.json"
-    env = {
-        **os.environ,
-        "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "True",
+        "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": str(profile),
         "PYTHONPATH": os.pathsep.join(filter(None, [TESTS_DIR, os.environ.get("PYTHONPATH")])),
     }
     logs = tmp_path / "logs.txt"
@@ -285,13 +207,14 @@ def test_dask_worker_preload_stops_the_worker_when_setup_fails(tmp_path):
             worker = subprocess.Popen(
                 _dask_command(
                     "worker", "--scheduler-file", str(scheduler_file), "--host", "127.0.0.1",
-                    "--nthreads", "1", "--no-dashboard", "--preload", "interpreters_aio.dask",
+                    "--nthreads", str(nthreads), "--no-dashboard",
+                    "--preload", "interpreters_aio.dask",
                 ),
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-            worker.wait(timeout=60)  # it stops by itself
+            yield scheduler, worker, scheduler_file, logs
         finally:
             for proc in (worker, scheduler):
                 if proc is not None and proc.poll() is None:
@@ -301,6 +224,45 @@ def test_dask_worker_preload_stops_the_worker_when_setup_fails(tmp_path):
                     except subprocess.TimeoutExpired:
                         proc.kill()
                         proc.wait(timeout=30)
+
+
+def test_dask_worker_preload_with_real_processes_and_restart(tmp_path):
+    with _dask_processes(tmp_path, profile=False, nthreads=2) as (
+        scheduler, worker, scheduler_file, logs
+    ):
+        with Client(scheduler_file=str(scheduler_file), timeout=60) as client:
+            client.wait_for_workers(1, timeout=60)
+            with dask.annotate(executor="interpreters"):
+                results = client.gather(client.map(tasks.where, range(6)))
+                failing = client.submit(tasks.lookup, "absent")
+            assert [square for _, square in results] == [i * i for i in range(6)]
+            assert all(where != 0 for where, _ in results)
+            with pytest.raises(KeyError, match="absent") as info:
+                failing.result(timeout=30)
+            assert "lookup" in [frame.name for frame in info.traceback]
+            old_pids = set(client.run(os.getpid).values())
+
+            client.restart(timeout=60)
+            client.wait_for_workers(1, timeout=60)
+            new_pids = set(client.run(os.getpid).values())
+            assert new_pids.isdisjoint(old_pids)
+            with dask.annotate(executor="interpreters"):
+                again = client.gather(client.map(tasks.where, range(4), pure=False))
+            assert all(where != 0 for where, _ in again)
+            client.shutdown()
+        assert scheduler.wait(timeout=60) == 0, logs.read_text()
+        assert worker.wait(timeout=60) == 0, logs.read_text()
+        for pid in old_pids | new_pids:
+            _wait_gone(pid)
+    text = logs.read_text()
+    assert "Fatal Python error" not in text and "Segmentation fault" not in text, text
+
+
+def test_dask_worker_preload_stops_the_worker_when_setup_fails(tmp_path):
+    # With the profiler on, the executor cannot start: the worker (and its
+    # nanny) must stop, saying why, not run on without the executor.
+    with _dask_processes(tmp_path, profile=True, nthreads=1) as (_, worker, _, logs):
+        worker.wait(timeout=60)  # it stops by itself
     text = logs.read_text()
     assert "interpreters_aio.dask preload failed: ProfilerEnabledError" in text, text
     assert "stopping worker" in text, text
