@@ -4,16 +4,12 @@ that status, /crash ends its worker's loop, /sleep?S blocks it."""
 import asyncio
 import time
 
+import plain_lifespan
+
 
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        return await plain_lifespan.run(receive, send)
     path = scope["path"]
     status = 200
     if path.startswith("/status/"):

@@ -2,16 +2,12 @@
 request's scheme; a WebSocket echoes what it receives, prefixed with its
 scheme; /modules and /uvicorn tell what the worker imported."""
 
+import plain_lifespan
+
 
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        return await plain_lifespan.run(receive, send)
     if scope["type"] == "websocket":
         await receive()  # websocket.connect
         await send({"type": "websocket.accept"})
