@@ -129,3 +129,36 @@ def test_many_items_between_two_subinterpreters():
     finally:
         producer.close()
         consumer.close()
+
+
+PARALLEL_MIN, CHUNK = 256 * 1024, 64 * 1024  # rust/core/src/parallel_copy.rs
+
+
+def test_concurrent_large_receipts_are_exact():
+    # From 256 KiB up a receipt's copy is shared with a helper thread, one
+    # receiver at a time: three receivers at once, sizes around the threshold
+    # and the chunk boundaries, each item different, each checked by digest.
+    sizes = [PARALLEL_MIN - 1, PARALLEL_MIN, PARALLEL_MIN + 1, 5 * CHUNK + 17]
+    sizes += [(2 << 20) + 3, 1 << 20]
+    consumers = [interpreters.create() for _ in range(3)]
+    try:
+        lanes = [(interpreters.create_queue(), interpreters.create_queue()) for _ in consumers]
+        per_lane = 4 * len(sizes)
+        threads = [
+            c.call_in_thread(workloads.digest_each, q, out, per_lane)
+            for c, (q, out) in zip(consumers, lanes, strict=True)
+        ]
+        expected: list[list[str]] = [[] for _ in lanes]
+        for round_ in range(4):
+            for size in sizes:
+                for lane, (q, _) in enumerate(lanes):
+                    data = payload(size + round_)
+                    expected[lane].append(hashlib.sha256(data).hexdigest())
+                    q.put(data)
+        for t in threads:
+            t.join(60)
+        got = [[out.get(timeout=10) for _ in range(per_lane)] for _, out in lanes]
+        assert got == expected
+    finally:
+        for c in consumers:
+            c.close()

@@ -299,3 +299,11 @@ def spin_echo(inbox, outbox, cpu=None):
         outbox.put(item)
         if item is None:
             return
+
+
+def digest_each(q, out, count):
+    """Gets ``count`` items from ``q`` and puts each one's SHA-256 on ``out``."""
+    import hashlib
+
+    for _ in range(count):
+        out.put(hashlib.sha256(q.get(timeout=30)).hexdigest())

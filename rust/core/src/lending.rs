@@ -156,11 +156,15 @@ impl Loan {
     /// Copies the bytes into `dst` (exactly [`Loan::len`] long), under the loan's
     /// lock: the lender cannot release them meanwhile.
     pub fn copy_to(&self, dst: &mut [u8]) {
+        self.read(|bytes| dst.copy_from_slice(bytes));
+    }
+
+    /// Calls `read` with the bytes, under the loan's lock (as [`Loan::copy_to`]),
+    /// for a receiver that copies them its own way.
+    pub fn read<R>(&self, read: impl FnOnce(&[u8]) -> R) -> R {
         let contents = self.contents.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // `Some` until the loan is dropped, and we hold it.
-        if let Some(contents) = contents.as_ref() {
-            dst.copy_from_slice(contents.bytes());
-        }
+        read(contents.as_ref().map_or(&[], Contents::bytes))
     }
 
     /// Whether the bytes are still the sender's (not copied out at its close).

@@ -5,7 +5,8 @@
 //! crate only ever sees as an opaque [`interpreters::Handle`]. That split is
 //! what lets the rules of DESIGN.md section 3 be unit-tested with `cargo test`.
 
-// `unsafe` is allowed only in `sys`, the core's OS FFI (eventfd, ppoll).
+// `unsafe` is allowed only in `sys`, the core's OS FFI (eventfd, ppoll), and
+// `parallel_copy`, whose helper thread copies through raw pointers.
 #![deny(unsafe_code)]
 
 // The core waits on eventfd and futex, which only Linux has (a pipe and a
@@ -21,6 +22,8 @@ pub mod channel;
 pub mod fifo;
 pub mod interpreters;
 pub mod lending;
+#[allow(unsafe_code)]
+pub mod parallel_copy;
 pub mod park_spin;
 pub mod parker;
 pub mod queue;

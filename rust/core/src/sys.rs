@@ -164,6 +164,21 @@ pub fn wait_readable(fd: RawFd, deadline: Option<Instant>) -> WaitResult {
     }
 }
 
+/// How many CPUs the calling thread may run on (its affinity mask), or 1 if
+/// that cannot be read. A system call, but no file reads (unlike
+/// `std::thread::available_parallelism`, which also reads cgroup limits).
+pub fn cpus_allowed() -> usize {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set, and sched_getaffinity
+    // writes at most `size_of::<cpu_set_t>()` bytes into it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return 1;
+        }
+        libc::CPU_COUNT(&set).max(1) as usize
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

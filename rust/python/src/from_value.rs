@@ -55,12 +55,19 @@ impl Decoder {
                     bytes.len() as Py_ssize_t,
                 )),
                 Value::Lent(loan) => {
-                    let len = loan.0.len();
-                    let bytes = py::check(PyBytes_FromStringAndSize(std::ptr::null(), len as Py_ssize_t))?;
-                    let data = PyBytes_AsString(bytes.as_ptr()).cast::<u8>();
-                    // The one copy, from the sender's memory into the new object.
-                    loan.0.copy_to(std::slice::from_raw_parts_mut(data, len));
-                    Ok(bytes)
+                    loan.0.read(|lent| {
+                        let len = lent.len();
+                        let bytes =
+                            py::check(PyBytes_FromStringAndSize(std::ptr::null(), len as Py_ssize_t))?;
+                        let data = PyBytes_AsString(bytes.as_ptr()).cast::<u8>();
+                        // The one copy, from the sender's memory into the new
+                        // object, which no one else sees yet.
+                        interpreters_aio_core::parallel_copy::copy(
+                            std::slice::from_raw_parts_mut(data, len),
+                            lent,
+                        );
+                        Ok(bytes)
+                    })
                 }
                 Value::Tuple(items) => {
                     let tuple = py::check(PyTuple_New(items.len() as Py_ssize_t))?;
