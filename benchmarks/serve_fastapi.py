@@ -13,9 +13,9 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from .serve_apps import BODY_16K, CPU_LOOPS, HELLO, _counts, _write_stats, burn
+from .serve_apps import BODY_16K, CPU_LOOPS, HELLO, _counts, _write_stats, burn, document
 
 
 @asynccontextmanager
@@ -41,6 +41,12 @@ async def hello() -> Response:
 async def cpu() -> Response:
     _count("/cpu")
     return PlainTextResponse(str(burn(CPU_LOOPS)))
+
+
+@app.get("/json")
+async def json_document() -> Response:
+    _count("/json")
+    return JSONResponse(document())
 
 
 @app.get("/16k")

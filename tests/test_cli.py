@@ -95,6 +95,12 @@ def test_misspelled_serve_option(args, message):
     assert_usage_error(run_cli(*args), "python -m interpreters_aio serve", message)
 
 
+def test_misspelled_check_option():
+    assert_usage_error(run_cli("check", "app:app", "--app-dri", "."),
+                       "python -m interpreters_aio check",
+                       "unrecognized option '--app-dri' (did you mean '--app-dir'?)")
+
+
 def test_misspelled_top_level_option():
     assert_usage_error(run_cli("--verison"), "python -m interpreters_aio",
                        "unrecognized option '--verison' (did you mean '--version'?)")

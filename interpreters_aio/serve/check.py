@@ -21,13 +21,13 @@ watched, and reports back as JSON on its stdout.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
 import sys
 from typing import Any
 
+from .._cli import ArgumentParser
 from .config import ConfigError, parse_app_path
 
 
@@ -103,7 +103,7 @@ def _print_report(app: str, report: dict[str, Any]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m interpreters_aio check",
         description="Import an app in a fresh subinterpreter (in a child process) and say "
         "which modules refuse subinterpreters and which isolation serve would use. "
