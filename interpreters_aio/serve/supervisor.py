@@ -71,8 +71,7 @@ class _Worker:
         self.ready = asyncio.get_running_loop().create_future()
         self.exited = asyncio.get_running_loop().create_future()
         self.last_beat = time.monotonic()
-        self.requests = 0
-        self.tally = Tally()  # its last heartbeat's counters (--metrics-port)
+        self.tally = Tally()  # its last heartbeat: requests, the rest with --metrics-port
         self.retired = False  # replaced or stopped on purpose: its exit starts nothing
         self.unresponsive = False  # its loop stopped answering: interrupted, maybe stuck in C
 
@@ -384,9 +383,7 @@ class Supervisor:
                 continue  # a worker that has already been cleaned up
             if kind == "beat":
                 w.last_beat = time.monotonic()
-                w.requests = event[2]
-                if len(event) > 4:
-                    w.tally.set_from(event[2], event[3], event[4])
+                w.tally.set_from(event[2], event[3], event[4])
             elif kind == "ready":
                 w.last_beat = time.monotonic()
                 if not w.ready.done():
