@@ -308,15 +308,13 @@ pub unsafe fn create_types(module: *mut PyObject) -> PyResult<(*mut PyObject, *m
             },
             PyType_Slot { slot: 0, pfunc: std::ptr::null_mut() },
         ];
-        let mut handle_spec = PyType_Spec {
-            name: c"interpreters_aio._core.Handle".as_ptr(),
-            basicsize: std::mem::size_of::<HandleObject>() as c_int,
-            itemsize: 0,
-            flags: (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE) as _,
-            slots: handle_slots.as_mut_ptr(),
-        };
-        let handle_type =
-            py::check(PyType_FromModuleAndSpec(module, &mut handle_spec, std::ptr::null_mut()))?.into_ptr();
+        let handle_type = py::heap_type(
+            module,
+            c"interpreters_aio._core.Handle",
+            std::mem::size_of::<HandleObject>(),
+            (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE) as _,
+            &mut handle_slots,
+        )?;
         let mut buffer_slots = [
             PyType_Slot { slot: Py_tp_dealloc, pfunc: buffer_dealloc as *mut c_void },
             PyType_Slot { slot: Py_tp_new, pfunc: buffer_new as *mut c_void },
@@ -335,22 +333,14 @@ last interpreter is gone. Writers in several interpreters must coordinate themse
             },
             PyType_Slot { slot: 0, pfunc: std::ptr::null_mut() },
         ];
-        let mut buffer_spec = PyType_Spec {
-            name: c"interpreters_aio.SharedBuffer".as_ptr(),
-            basicsize: std::mem::size_of::<BufferObject>() as c_int,
-            itemsize: 0,
-            flags: (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE) as _,
-            slots: buffer_slots.as_mut_ptr(),
-        };
-        let buffer_type =
-            match py::check(PyType_FromModuleAndSpec(module, &mut buffer_spec, std::ptr::null_mut())) {
-                Ok(t) => t.into_ptr(),
-                Err(e) => {
-                    Py_DECREF(handle_type);
-                    return Err(e);
-                }
-            };
-        Ok((handle_type, buffer_type))
+        let buffer_type = py::heap_type(
+            module,
+            c"interpreters_aio.SharedBuffer",
+            std::mem::size_of::<BufferObject>(),
+            (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE) as _,
+            &mut buffer_slots,
+        )?;
+        Ok((handle_type.into_ptr(), buffer_type.into_ptr()))
     }
 }
 

@@ -18,7 +18,6 @@
 //! it with a tuple calls the function with the tuple's items as arguments.
 
 use std::ffi::c_void;
-use std::os::raw::c_int;
 
 use pyo3_ffi::*;
 
@@ -91,14 +90,13 @@ signal check between its return and the caller's use of the result."
             },
             PyType_Slot { slot: 0, pfunc: std::ptr::null_mut() },
         ];
-        let mut spec = PyType_Spec {
-            name: c"interpreters_aio._core.Handover".as_ptr(),
-            basicsize: std::mem::size_of::<HandoverObject>() as c_int,
-            itemsize: 0,
-            flags: (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION) as _,
-            slots: slots.as_mut_ptr(),
-        };
-        let ty = py::check(PyType_FromModuleAndSpec(module, &mut spec, std::ptr::null_mut()))?;
+        let ty = py::heap_type(
+            module,
+            c"interpreters_aio._core.Handover",
+            std::mem::size_of::<HandoverObject>(),
+            (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION) as _,
+            &mut slots,
+        )?;
         for (name, call) in CALLS {
             let obj = py::check(PyType_GenericAlloc(ty.as_ptr().cast(), 0))?;
             (*obj.as_ptr().cast::<HandoverObject>()).call = call;

@@ -65,6 +65,32 @@ pub unsafe fn check(ptr: *mut PyObject) -> PyResult<Owned> {
     unsafe { Owned::from_new(ptr) }.ok_or(Raised)
 }
 
+/// A new heap type of `module`: `PyType_FromModuleAndSpec` with a spec made
+/// of these fields. `slots` ends with the zero slot.
+///
+/// # Safety
+/// The GIL is held, `module` is this extension's module, and every slot
+/// points at what its kind requires (functions, method tables, a C string).
+pub unsafe fn heap_type(
+    module: *mut PyObject,
+    name: &std::ffi::CStr,
+    basicsize: usize,
+    flags: std::ffi::c_ulong,
+    slots: &mut [PyType_Slot],
+) -> PyResult<Owned> {
+    debug_assert!(slots.last().is_some_and(|last| last.slot == 0), "slots end with the zero slot");
+    let mut spec = PyType_Spec {
+        name: name.as_ptr(),
+        basicsize: basicsize as std::ffi::c_int,
+        itemsize: 0,
+        flags: flags as _,
+        slots: slots.as_mut_ptr(),
+    };
+    // SAFETY: the spec and slots live for the whole call, and CPython copies
+    // what it needs into the new type; the rest is forwarded from the caller.
+    unsafe { check(PyType_FromModuleAndSpec(module, &mut spec, std::ptr::null_mut())) }
+}
+
 /// Marker: a Python exception is set in the current interpreter.
 #[derive(Debug)]
 pub struct Raised;
