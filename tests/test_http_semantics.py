@@ -27,6 +27,32 @@ async def test_keep_alive_and_pipelining_in_order():
     assert got[-1][1][b"connection"] == b"close"
 
 
+async def sized_app(scope, receive, send):
+    """Answers ``GET /N`` with N bytes, each the last digit of N."""
+    if scope["type"] != "http":
+        return
+    size = int(scope["path"][1:])
+    body = str(size % 10).encode() * size
+    headers = [(b"content-length", b"%d" % size)]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def test_held_back_responses_keep_each_connections_order():
+    # Small whole responses are held back to the end of the loop iteration
+    # (DEFER_MAX), larger ones written at once, after what the connection
+    # holds. 24 connections pipelining a mix of sizes on either side of that
+    # must each get their responses complete and in order.
+    sizes = [10, 16384, 70000, 3000, 65536, 40000, 1, 65537, 16384, 200]
+    requests = b"".join(b"GET /%d HTTP/1.1\r\n%b\r\n" % (n, H) for n in sizes)
+    requests += b"GET /5 HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n"
+    async with serve(sized_app) as port:
+        answers = await asyncio.gather(*(exchange(port, requests) for _ in range(24)))
+    for data in answers:
+        bodies = [body for _, _, body in responses(data)]
+        assert bodies == [str(n % 10).encode() * n for n in [*sizes, 5]]
+
+
 async def test_keep_alive_across_writes():
     async with serve(echo_app) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
