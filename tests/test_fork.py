@@ -86,3 +86,33 @@ print("ok")
 """,
     )
     assert "ForkWithInterpretersWarning" in result.stderr
+
+
+def test_a_forked_child_receives_large_items_without_the_copy_helper(run_python):
+    # Large receipts share their copy with a helper thread, which a forked
+    # child does not have: the child copies alone (and takes no lock that the
+    # parent's threads may have held at the fork), and gets every byte.
+    _run_ok(
+        run_python,
+        """
+import hashlib
+q = interpreters.create_queue()
+data = os.urandom(3 << 20)
+for _ in range(20):                      # the helper is started and used
+    q.put(data)
+    assert q.get() == data
+pid = os.fork()
+if pid == 0:
+    ok = True
+    for size in (256 * 1024, 1 << 20, (4 << 20) + 3):
+        item = os.urandom(size)
+        q.put(item)
+        ok = ok and hashlib.sha256(q.get()).digest() == hashlib.sha256(item).digest()
+    os._exit(0 if ok else 1)
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0, status
+q.put(data)
+assert q.get() == data                   # the parent still has its helper
+print("ok")
+""",
+    )

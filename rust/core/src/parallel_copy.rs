@@ -26,7 +26,7 @@
 //! for it (the receiver holds the loan's lock, so the source stays put, and
 //! the destination is a `bytes` no one else can see yet).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::sync::plain::Mutex;
@@ -89,6 +89,8 @@ impl Job {
 /// The helper thread and the job it is offered.
 struct Helper {
     thread: Thread,
+    /// The process it was started in (see `helper`).
+    pid: u32,
     job: Mutex<Option<Arc<Job>>>,
     /// Counts the jobs offered: what the helper watches while it spins.
     offered: AtomicU64,
@@ -96,40 +98,56 @@ struct Helper {
     taken: AtomicBool,
 }
 
-/// The helper once started (`Some(None)`: it could not be). A lock, not a
-/// `OnceLock`: ThreadSanitizer sees this crate's locks (`sync.rs`), not std's
-/// `Once`; one uncontended lock per copy of 256 KiB or more costs nothing.
-static HELPER: Mutex<Option<Option<&'static Helper>>> = Mutex::new(None);
+/// The helper, once started: never freed. Atomics, not a lock or a
+/// `OnceLock`: a child process forked while some thread held a lock here
+/// would block on it forever, and ThreadSanitizer sees atomics (not std's
+/// `Once`, `scripts/tsan`).
+static HELPER: AtomicPtr<Helper> = AtomicPtr::new(std::ptr::null_mut());
+/// Set by the one thread that starts the helper (and left set if that fails).
+static STARTING: AtomicBool = AtomicBool::new(false);
 
-/// The helper, started on first use; `None` if no thread could be started.
+/// The helper, started on first use; `None` while another thread starts it,
+/// if it could not be started, or in a child process forked since (the
+/// helper thread did not come along: the child copies alone, and never
+/// touches a lock that a parent's thread may have held at the fork).
 fn helper() -> Option<&'static Helper> {
-    let mut started = HELPER.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    *started.get_or_insert_with(|| {
-        let (sender, receiver) = std::sync::mpsc::channel::<&'static Helper>();
-        let spawned = std::thread::Builder::new()
-            .name("interpreters-aio-copy".into())
-            .stack_size(64 * 1024)
-            .spawn(move || {
-                if let Ok(helper) = receiver.recv() {
-                    serve(helper);
-                }
-            })
-            .ok()?;
-        // Leaked on purpose: the helper lives as long as the process.
-        let helper: &'static Helper = Box::leak(Box::new(Helper {
-            thread: spawned.thread().clone(),
-            job: Mutex::new(None),
-            offered: AtomicU64::new(0),
-            taken: AtomicBool::new(false),
-        }));
-        sender.send(helper).ok()?;
-        Some(helper)
-    })
+    let started = HELPER.load(Ordering::Acquire);
+    if !started.is_null() {
+        // SAFETY: set once below from a leaked Box, never freed.
+        let helper = unsafe { &*started };
+        return (helper.pid == std::process::id()).then_some(helper);
+    }
+    if STARTING.swap(true, Ordering::AcqRel) {
+        return None;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("interpreters-aio-copy".into())
+        .stack_size(64 * 1024)
+        .spawn(|| loop {
+            let started = HELPER.load(Ordering::Acquire);
+            if !started.is_null() {
+                // SAFETY: as above.
+                serve(unsafe { &*started });
+            }
+            std::thread::park();
+        })
+        .ok()?;
+    // Leaked on purpose: the helper lives as long as the process.
+    let helper: &'static Helper = Box::leak(Box::new(Helper {
+        thread: spawned.thread().clone(),
+        pid: std::process::id(),
+        job: Mutex::new(None),
+        offered: AtomicU64::new(0),
+        taken: AtomicBool::new(false),
+    }));
+    HELPER.store(std::ptr::from_ref(helper).cast_mut(), Ordering::Release);
+    helper.thread.unpark();
+    Some(helper)
 }
 
 /// The helper thread's loop: take each job offered, help with it, and stay
 /// awake for a while for the next.
-fn serve(helper: &'static Helper) {
+fn serve(helper: &'static Helper) -> ! {
     let mut seen = 0;
     loop {
         let awake_until = Instant::now() + HELPER_SPIN;
