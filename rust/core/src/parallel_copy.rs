@@ -28,10 +28,10 @@
 
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-
-use crate::sync::plain::Mutex;
 use std::thread::Thread;
 use std::time::{Duration, Instant};
+
+use crate::sync::plain::Mutex;
 
 /// Copies shorter than this are made by the receiver alone: below it, the
 /// hand-off costs more than the half copy it saves.
