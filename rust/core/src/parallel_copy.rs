@@ -16,11 +16,10 @@
 //! at that moment; a helper that comes late finds nothing left.
 //!
 //! Waking a sleeping thread costs about 40 µs on this VM (`park_spin.rs`),
-//! about twice the copy it would share: so after a job it helped with, the
-//! helper spins for [`HELPER_SPIN`] before it sleeps, and a stream of large
-//! items finds it awake. A lone large item costs one system call (`unpark`
-//! makes none when the helper is awake) and a wake-up that finds the copy
-//! done, after which the helper sleeps again at once.
+//! about twice the copy it would share: so after each job the helper spins
+//! for [`HELPER_SPIN`] before it sleeps, and a stream of large items finds it
+//! awake. A lone large item wakes it for nothing but one system call
+//! (`unpark` makes none when the helper is awake).
 //!
 //! The helper is plain Rust: it never touches a Python object or an
 //! interpreter, only the two byte ranges of a job while the receiver waits
@@ -66,15 +65,13 @@ unsafe impl Send for Job {}
 unsafe impl Sync for Job {}
 
 impl Job {
-    /// Copies chunks until none is left to take; returns how many it copied.
-    fn work(&self) -> usize {
-        let mut copied = 0;
+    /// Copies chunks until none is left to take.
+    fn work(&self) {
         loop {
             let chunk = self.next.fetch_add(1, Ordering::Relaxed);
             if chunk >= self.chunks {
-                return copied;
+                return;
             }
-            copied += 1;
             let start = chunk * CHUNK;
             let n = CHUNK.min(self.len - start);
             // SAFETY: `chunk` was taken by this thread alone and is within
@@ -152,13 +149,8 @@ fn helper() -> Option<&'static Helper> {
 /// awake for a while for the next.
 fn serve(helper: &'static Helper) -> ! {
     let mut seen = 0;
-    // Whether the last job left anything to this thread: a helper that came
-    // too late (a lone item, copied by its receiver before the wake-up
-    // arrived) sleeps at once instead of spinning for a next job that is
-    // not coming; in a stream it comes in time for a later item and spins.
-    let mut useful = false;
     loop {
-        let awake_until = Instant::now() + if useful { HELPER_SPIN } else { Duration::ZERO };
+        let awake_until = Instant::now() + HELPER_SPIN;
         loop {
             let offered = helper.offered.load(Ordering::Acquire);
             if offered != seen {
@@ -175,7 +167,9 @@ fn serve(helper: &'static Helper) -> ! {
             }
         }
         let job = helper.job.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        useful = job.is_some_and(|job| job.work() > 0);
+        if let Some(job) = job {
+            job.work();
+        }
     }
 }
 
