@@ -153,14 +153,8 @@ impl Loan {
         self.len == 0
     }
 
-    /// Copies the bytes into `dst` (exactly [`Loan::len`] long), under the loan's
-    /// lock: the lender cannot release them meanwhile.
-    pub fn copy_to(&self, dst: &mut [u8]) {
-        self.read(|bytes| dst.copy_from_slice(bytes));
-    }
-
-    /// Calls `read` with the bytes, under the loan's lock (as [`Loan::copy_to`]),
-    /// for a receiver that copies them its own way.
+    /// Calls `read` with the bytes (exactly [`Loan::len`] long), under the
+    /// loan's lock: the lender cannot release them meanwhile.
     pub fn read<R>(&self, read: impl FnOnce(&[u8]) -> R) -> R {
         let contents = self.contents.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // `Some` until the loan is dropped, and we hold it.
@@ -231,9 +225,7 @@ mod tests {
     }
 
     fn read(loan: &Loan) -> Vec<u8> {
-        let mut out = vec![0; loan.len()];
-        loan.copy_to(&mut out);
-        out
+        loan.read(<[u8]>::to_vec)
     }
 
     #[test]
