@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .._lazy import attributes
+
 if TYPE_CHECKING:
     from ._executor import InterpreterTaskExecutor, TaskFailed
     from ._guards import ProfilerEnabledError, UnsupportedDistributedVersion
@@ -50,15 +52,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = attributes(__name__, _LAZY)
 
 
 def __dir__() -> list[str]:

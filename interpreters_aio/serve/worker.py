@@ -27,6 +27,7 @@ import sys
 import traceback
 from typing import Any
 
+from .. import _lazy
 from . import logs
 from .config import ServeConfig
 
@@ -207,7 +208,7 @@ def _lean_uvicorn() -> None:
     if spec is None or spec.submodule_search_locations is None:
         return  # not installed (run_asgi says so) or not the package we know
     package = importlib.util.module_from_spec(spec)
-    package.__getattr__ = _uvicorn_attribute  # type: ignore[attr-defined]
+    package.__getattr__ = _lazy.attributes("uvicorn", _UVICORN_NAMES)  # type: ignore[attr-defined]
     package.__all__ = ["main", "run", "Config", "Server"]  # type: ignore[attr-defined]
     sys.modules["uvicorn"] = package
 
@@ -219,15 +220,6 @@ _UVICORN_NAMES = {
     "main": "uvicorn.main",
     "run": "uvicorn.main",
 }
-
-
-def _uvicorn_attribute(name: str) -> Any:
-    module = _UVICORN_NAMES.get(name)
-    if module is None:
-        raise AttributeError(f"module 'uvicorn' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    setattr(sys.modules["uvicorn"], name, value)
-    return value
 
 
 def http_protocol(name: str) -> Any:
